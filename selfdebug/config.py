@@ -1,0 +1,251 @@
+"""Profiles: one YAML per experiment (``configs/<profile>.yaml``), loaded into typed, validated dataclasses.
+
+A profile may ``extends:`` another (paths relative to its own file); ``overrides`` use dotted keys
+(``evaluate.n_samples=4``). Unknown keys and wrong types are errors naming the file and the key, so a typo
+never silently falls back to a default. The resolved config is saved beside every artifact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+class ConfigError(ValueError):
+    """A profile that cannot be loaded; the message names the file and the key."""
+
+
+@dataclass
+class ModelConfig:
+    id: str = "embedded"
+    """``embedded`` (the shipped Qwen2.5-Coder-0.5B-Instruct), a hub id, a local folder, or ``tiny:<dir>``
+    (a random-weight model built locally, for tests)."""
+    backend: str = "auto"
+    """``auto`` | ``hf`` | ``llamacpp`` | ``vllm`` | ``openai``; auto picks the fastest engine that can run
+    these weights (selfdebug.generate.engine_select)."""
+    dtype: str = "bfloat16"
+    batch_size: int = 8
+    chat_format: str = "auto"
+    """``auto`` (tokenizer's chat template if it has one, else StarChat) | ``template`` | ``starchat``."""
+    device: str = "cpu"
+    n_threads: int | None = None
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Backend-specific keyword arguments (vLLM engine args, llama.cpp n_ctx, ...)."""
+
+
+@dataclass
+class SandboxSettings:
+    workers: int = 2
+    timeout_floor_s: float = 1.0
+    timeout_factor: float = 4.0
+    per_test_timeout_cap_s: float = 10.0
+    run_timeout_s: float = 60.0
+    memory_mb: int = 1024
+
+
+@dataclass
+class EvaluateConfig:
+    benchmarks: list[str] = field(default_factory=lambda: ["humaneval", "humaneval_plus", "mbpp"])
+    limit: int | None = None
+    """First N problems of each benchmark (None: all)."""
+    n_samples: int = 100
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    refine_temperature: float = 0.8
+    refine_max_new_tokens: int = 768
+    prompts: list[str] = field(default_factory=lambda: ["refine", "explain_refine"])
+    rounds: int = 3
+    ks: list[int] = field(default_factory=lambda: [1, 10])
+    matched_baseline: bool = True
+    bootstrap: int = 1000
+    ci: float = 0.95
+
+
+@dataclass
+class Config:
+    profile: str
+    seed: int = 0
+    data_mirror: str | None = None
+    """Folder with the benchmark files for offline use (else env SELFDEBUG_DATA_DIR, else ../shared/data)."""
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        from selfdebug.io import atomic_write_text
+
+        return atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _check_type(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: expected {tp}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if type(value) is not tp:
+            raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        key = f"{where}.{name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, key)
+        else:
+            kwargs[name] = _check_type(value, tp, key)
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "extra":
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle: {[str(p) for p in seen]}")
+    if not path.is_file():
+        raise ConfigError(f"profile file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    return _merge(_read_yaml((path.parent / parent).resolve(), (*seen, path)), data)
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """``a.b=value``: value is parsed as YAML (so ``4`` is an int, ``[1, 10]`` a list)."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r}: expected KEY=VALUE")
+    key, raw = assignment.split("=", 1)
+    node = data
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(profile: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load ``configs/<profile>.yaml`` (or a path to a YAML file) and apply dotted overrides."""
+    path = Path(profile)
+    if path.suffix not in (".yaml", ".yml"):
+        path = CONFIG_DIR / f"{profile}.yaml"
+    path = path.resolve()
+    data = _read_yaml(path)
+    data.setdefault("profile", path.stem)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    config = _build(Config, data, str(path))
+    _validate(config, str(path))
+    return config
+
+
+def _validate(config: Config, where: str) -> None:
+    ev = config.evaluate
+    if ev.n_samples < 1:
+        raise ConfigError(f"{where}: evaluate.n_samples must be >= 1")
+    bad_k = [k for k in ev.ks if k < 1 or k > ev.n_samples]
+    if bad_k:
+        raise ConfigError(
+            f"{where}: evaluate.ks {bad_k} must lie in 1..n_samples={ev.n_samples} "
+            "(pass@k needs at least k samples per problem)"
+        )
+    unknown_prompts = sorted(set(ev.prompts) - {"refine", "explain_refine"})
+    if unknown_prompts:
+        raise ConfigError(f"{where}: evaluate.prompts has unknown {unknown_prompts}")
+    if ev.rounds < 0:
+        raise ConfigError(f"{where}: evaluate.rounds must be >= 0")
+    if config.model.backend not in ("auto", "hf", "llamacpp", "vllm", "openai"):
+        raise ConfigError(f"{where}: model.backend {config.model.backend!r} is not one of auto|hf|llamacpp|vllm|openai")
+    if not 0 < ev.ci < 1:
+        raise ConfigError(f"{where}: evaluate.ci must lie in (0, 1)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m selfdebug.config PROFILE [--get KEY] [--set KEY=VALUE ...]``: print the resolved profile."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print a resolved profile, or one key of it.")
+    parser.add_argument("profile")
+    parser.add_argument("--get", help="a dotted key, e.g. model.id")
+    parser.add_argument("--set", action="append", default=[], help="dotted override KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = load_config(args.profile, args.set)
+    if args.get:
+        node: Any = config.to_dict()
+        for part in args.get.split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise SystemExit(f"{args.profile}: no key {args.get!r}")
+            node = node[part]
+        print(node)
+    else:
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The evaluation stage: config in, per-sample results + metrics + tables + figures out, under the run folder.
+
+Layout of ``runs/<profile>/evaluate/``: ``config.yaml`` (resolved), ``generations.jsonl`` (every model
+reply, the resume log), ``samples/<benchmark>.jsonl.gz`` (one record per attempt: code, explanation,
+verdict, feedback), ``metrics.json``, ``tables/`` and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from selfdebug.config import Config
+from selfdebug.evaluate.protocol import GenerationRunner, evaluate_benchmark
+from selfdebug.io import JsonlLog, atomic_write_json, write_jsonl
+from selfdebug.problems import load_benchmark
+from selfdebug.problems.base import Problem
+
+log = logging.getLogger(__name__)
+
+PLUS_BENCHMARKS = ("humaneval_plus", "mbpp_plus")
+
+
+def make_executor(sandbox: Any, suite: str):
+    """Wrap the sandbox into the protocol's executor: (program, problem) pairs in, result dicts out."""
+    from selfdebug.sandbox import Job
+
+    def execute(pairs: list[tuple[str, Problem]]) -> list[dict[str, Any]]:
+        results = sandbox.run([Job(program=prog, problem=p, suite=suite) for prog, p in pairs], progress=True)
+        return [r.to_dict() for r in results]
+
+    return execute
+
+
+def load_problems(config: Config) -> dict[str, list[Problem]]:
+    """Every benchmark the profile names; one that cannot be had (offline, no mirror) is skipped loudly."""
+    out = {}
+    for bench in config.evaluate.benchmarks:
+        try:
+            out[bench] = load_benchmark(bench, limit=config.evaluate.limit, mirror=config.data_mirror)
+        except FileNotFoundError as exc:
+            log.warning("benchmark %s is not available here and is skipped: %s", bench, exc)
+    if not out:
+        raise RuntimeError(f"profile {config.profile}: none of the benchmarks {config.evaluate.benchmarks} could be loaded")
+    return out
+
+
+def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, sandbox: Any = None) -> dict[str, Any]:
+    """Run the evaluation protocol for every benchmark of the profile; resumable; returns a summary."""
+    from selfdebug.generate import make_backend
+    from selfdebug.sandbox import Sandbox, SandboxConfig
+
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.yaml")
+    problems = load_problems(config)
+    ev = config.evaluate
+    own_backend = backend is None
+    backend = backend or make_backend(backend_settings(config))
+    sb_cfg = SandboxConfig(workers=config.sandbox.workers, timeout_floor_s=config.sandbox.timeout_floor_s,
+                           timeout_factor=config.sandbox.timeout_factor,
+                           per_test_timeout_cap_s=config.sandbox.per_test_timeout_cap_s,
+                           run_timeout_s=config.sandbox.run_timeout_s, memory_mb=config.sandbox.memory_mb)
+    own_sandbox = sandbox is None
+    sandbox = sandbox or Sandbox(sb_cfg)
+    runner = GenerationRunner(backend=backend, cache=JsonlLog(out / "generations.jsonl"),
+                              model_tag=_model_tag(config), seed=config.seed)
+    summary: dict[str, Any] = {"benchmarks": {}, "backend": getattr(backend, "name", type(backend).__name__)}
+    t_start = time.perf_counter()
+    try:
+        for bench, probs in problems.items():
+            t0 = time.perf_counter()
+            log.info("evaluating %s: %d problems x %d samples", bench, len(probs), ev.n_samples)
+            records = evaluate_benchmark(
+                bench, probs, runner=runner,
+                execute=make_executor(sandbox, "all" if bench in PLUS_BENCHMARKS else "base"),
+                n_samples=ev.n_samples, temperature=ev.temperature, top_p=ev.top_p, max_new_tokens=ev.max_new_tokens,
+                refine_temperature=ev.refine_temperature, refine_max_new_tokens=ev.refine_max_new_tokens,
+                prompts=tuple(ev.prompts), rounds=ev.rounds, matched_baseline=ev.matched_baseline,
+            )
+            write_jsonl(out / "samples" / f"{bench}.jsonl.gz", records)
+            summary["benchmarks"][bench] = {"problems": len(probs), "records": len(records),
+                                            "seconds": round(time.perf_counter() - t0, 1)}
+    finally:
+        if own_sandbox and hasattr(sandbox, "close"):
+            sandbox.close()
+        if own_backend and hasattr(backend, "close"):
+            backend.close()
+    summary["generation"] = dict(runner.stats)
+    summary["seconds"] = round(time.perf_counter() - t_start, 1)
+    atomic_write_json(out / "summary.json", summary)
+    return summary
+
+
+def _model_tag(config: Config) -> str:
+    """Cache namespace: a reply is reused only for the same model weights."""
+    return config.model.id
+
+
+def backend_settings(config: Config) -> dict[str, Any]:
+    """The model section as ``make_backend`` takes it; ``tiny:<dir>`` builds the tiny test model on first use."""
+    from dataclasses import asdict
+
+    from selfdebug.config import REPO_ROOT
+
+    m = asdict(config.model)
+    extra = m.pop("extra")
+    settings = {k: v for k, v in m.items() if v is not None}
+    settings.update(extra)
+    if settings["id"].startswith("tiny:"):
+        from selfdebug.generate.tiny import build_tiny_model
+
+        path = Path(settings["id"][len("tiny:"):])
+        path = path if path.is_absolute() else REPO_ROOT / path
+        if not (path / "config.json").is_file():
+            build_tiny_model(path)
+        settings["id"] = str(path)
+    return settings

@@ -1,0 +1,105 @@
+"""Generation backends behind one interface (see base.py) and the factory that picks one from config.
+
+``model_cfg`` keys: ``id`` (hub id, local folder or ``"embedded"``), ``backend``
+(``hf``|``vllm``|``openai``|``llamacpp``|``auto``), ``dtype``, ``batch_size``, ``chat_format``,
+``device``, and for openai ``base_url``/``api_key_env``. Backends are imported lazily so that torch,
+vllm or llama.cpp load only when used."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .base import Backend, Chat, Completion, Message, PromptLike, SamplingParams
+
+__all__ = [
+    "Backend", "Chat", "Completion", "Message", "PromptLike", "SamplingParams",
+    "BACKENDS", "make_backend", "choose_auto_backend",
+]
+
+BACKENDS = ("hf", "vllm", "openai", "llamacpp", "auto")
+_KNOWN_KEYS = {"id", "backend", "dtype", "batch_size", "chat_format", "device", "base_url", "api_key_env",
+               "api_key", "concurrency", "gpu_memory_utilization", "max_model_len", "gguf", "n_ctx", "n_threads",
+               "n_batch"}
+
+
+def _default_auto(model_cfg: dict) -> str:
+    return "hf"
+
+
+# Hook for "auto": the throughput study decides (e.g. vllm on GPU, llamacpp on CPU when faster).
+# Replace with set_auto_chooser(fn) where fn(model_cfg) -> concrete backend name.
+_auto_chooser: Callable[[dict], str] = _default_auto
+
+
+def set_auto_chooser(fn: Callable[[dict], str]) -> None:
+    global _auto_chooser
+    _auto_chooser = fn
+
+
+def choose_auto_backend(model_cfg: dict) -> str:
+    name = _auto_chooser(model_cfg)
+    if name not in BACKENDS or name == "auto":
+        raise ValueError(f"auto backend chooser returned {name!r}; expected one of {BACKENDS[:-1]}")
+    return name
+
+
+def _gguf_path(cfg: dict) -> Path:
+    """llama.cpp runs a GGUF: ``gguf`` if set, the embedded GGUF for ``embedded``, or an ``id`` ending .gguf."""
+    from .provision import embedded_gguf_path
+
+    if cfg.get("gguf"):
+        return Path(cfg["gguf"]).expanduser()
+    if cfg["id"] == "embedded":
+        return embedded_gguf_path()
+    if str(cfg["id"]).endswith(".gguf"):
+        return Path(cfg["id"]).expanduser()
+    raise ValueError(
+        f"model config: backend 'llamacpp' needs a GGUF file, but id {cfg['id']!r} is not one; "
+        "set 'gguf' or use backend 'hf'"
+    )
+
+
+def make_backend(model_cfg: dict) -> Backend:
+    """Build the backend named by ``model_cfg['backend']`` (default ``auto``) for ``model_cfg['id']``."""
+    if not isinstance(model_cfg, dict):
+        raise ValueError(f"model config must be a mapping, got {type(model_cfg).__name__}")
+    unknown = set(model_cfg) - _KNOWN_KEYS
+    if unknown:
+        raise ValueError(f"model config: unknown keys {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
+    if not model_cfg.get("id"):
+        raise ValueError("model config: 'id' is required (hub id, local folder or 'embedded')")
+    backend = model_cfg.get("backend", "auto")
+    if backend not in BACKENDS:
+        raise ValueError(f"model config: backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        backend = choose_auto_backend(model_cfg)
+    cfg: dict[str, Any] = model_cfg
+    chat_format = cfg.get("chat_format", "auto")
+
+    if backend == "openai":
+        from .openai import OpenAIBackend
+
+        kwargs = {k: cfg[k] for k in ("base_url", "api_key", "concurrency") if k in cfg}
+        return OpenAIBackend(cfg["id"], api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), **kwargs)
+
+    from .provision import resolve_model
+
+    if backend == "llamacpp":
+        from .llamacpp import LlamaCppBackend  # imported lazily: llama-cpp-python is optional
+
+        kwargs = {k: cfg[k] for k in ("n_ctx", "n_threads", "n_batch") if k in cfg}
+        if "batch_size" in cfg:
+            kwargs["n_parallel"] = int(cfg["batch_size"])  # sequences decoded together
+        return LlamaCppBackend(_gguf_path(cfg), chat_format=chat_format, **kwargs)
+    model_path = resolve_model(cfg["id"])
+    if backend == "vllm":
+        from .vllm import VLLMBackend
+
+        kwargs = {k: cfg[k] for k in ("gpu_memory_utilization", "max_model_len") if k in cfg}
+        return VLLMBackend(model_path, dtype=cfg.get("dtype", "auto"), chat_format=chat_format, **kwargs)
+    from .hf import HFBackend
+
+    return HFBackend(model_path, dtype=cfg.get("dtype", "auto"), device=cfg.get("device", "auto"),
+                     batch_size=int(cfg.get("batch_size", 8)), chat_format=chat_format)

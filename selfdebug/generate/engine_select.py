@@ -1,0 +1,111 @@
+"""Pick the generation engine for ``backend: auto``: llama.cpp when it can run exactly this model, else hf.
+
+llama.cpp runs a GGUF file. It is used only when the configured model *is* a GGUF (the embedded model, a
+``.gguf`` path, or an explicit ``gguf:`` next to the model) and no adapter or trained weights are configured:
+trained weights come as HF folders or PEFT adapter folders, which llama.cpp cannot load directly (converting
+them to GGUF / GGUF-LoRA is not done by this project), so those fall back to hf automatically.
+
+The model config is a mapping (YAML) or an object with attributes; the keys read are:
+``backend`` (auto|hf|llamacpp), ``id`` (or ``name``/``path``: "embedded", a folder, a hub id or a .gguf file),
+``gguf`` (optional explicit GGUF path), and any of ``adapter``, ``adapter_path``, ``peft``, ``lora``,
+``checkpoint``, ``weights`` (trained weights: forces hf).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "hf", "llamacpp")
+ADAPTER_KEYS = ("adapter", "adapter_path", "peft", "lora", "checkpoint", "weights")
+_MODEL_KEYS = ("id", "name", "path", "model")
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    if isinstance(cfg, dict):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def _model_id(cfg: Any) -> str | None:
+    for k in _MODEL_KEYS:
+        v = _get(cfg, k)
+        if isinstance(v, (str, Path)) and str(v).strip():
+            return str(v)
+    return None
+
+
+def llama_cpp_available() -> tuple[bool, str]:
+    """Whether llama-cpp-python imports here (it is compiled from source, so it may be missing)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception as e:  # ImportError, or OSError when the shared library fails to load
+        return False, f"llama_cpp does not import ({type(e).__name__}: {e})"
+    return True, ""
+
+
+def _embedded_marker_matches(folder: Path) -> bool:
+    """A bf16 folder converted from the embedded GGUF (provision.py writes a marker with the GGUF hash)."""
+    try:
+        from .provision import GGUF_SHA256, MARKER
+
+        marker = json.loads((folder / MARKER).read_text())
+    except Exception:
+        return False
+    return marker.get("gguf_sha256") == GGUF_SHA256
+
+
+def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
+    """The GGUF that holds exactly the configured model (``"embedded"`` when it is the embedded one, to be
+    resolved by provision.embedded_gguf_path), or None, with the reason."""
+    explicit = _get(model_cfg, "gguf")
+    if explicit:
+        if not Path(explicit).expanduser().is_file():
+            return None, f"gguf {explicit!r} does not exist"
+        return str(Path(explicit).expanduser()), "explicit gguf"
+    mid = _model_id(model_cfg)
+    if mid is None:
+        return None, "no model id in the config"
+    if mid == "embedded":
+        return "embedded", "embedded model (Q4_K_M GGUF)"
+    p = Path(mid).expanduser()
+    if p.suffix == ".gguf":
+        return (str(p), "model is a GGUF file") if p.is_file() else (None, f"GGUF {p} does not exist")
+    if p.is_dir() and _embedded_marker_matches(p):
+        return "embedded", f"{p} is the bf16 conversion of the embedded GGUF"
+    return None, f"model {mid!r} is not a GGUF (HF folder or hub id: trained weights need hf)"
+
+
+def choose_backend_with_reason(model_cfg: Any) -> tuple[str, str]:
+    """``(backend, why)``: the configured backend unless it is ``auto``; for ``auto`` llamacpp when possible."""
+    backend = _get(model_cfg, "backend", "auto") or "auto"
+    if backend not in BACKENDS:
+        raise ValueError(f"model.backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend, "configured explicitly"
+    adapters = [k for k in ADAPTER_KEYS if _get(model_cfg, k)]
+    if adapters:
+        return "hf", (
+            f"model config sets {adapters}: trained weights/adapters run on hf "
+            "(llama.cpp cannot load PEFT adapter or HF folders; no GGUF conversion is done)"
+        )
+    gguf, why = gguf_for(model_cfg)
+    if gguf is None:
+        return "hf", why
+    ok, err = llama_cpp_available()
+    if not ok:
+        return "hf", err
+    return "llamacpp", why
+
+
+def choose_backend(model_cfg: Any) -> str:
+    """Backend name for the model config (``auto`` resolved); logs why."""
+    backend, why = choose_backend_with_reason(model_cfg)
+    log.info("generation backend: %s (%s)", backend, why)
+    return backend

@@ -1,0 +1,366 @@
+"""llama.cpp backend: runs a GGUF directly, with continuous batching of many sequences in one context.
+
+Why the low-level API: ``Llama.create_completion`` decodes one sequence at a time, which on CPU is bound by
+memory bandwidth (every token streams all weights once). Decoding k sequences per ``llama_decode`` call
+streams the weights once for k tokens, so aggregate throughput grows with k until compute saturates.
+
+How: one ``llama_context`` with ``n_parallel`` sequence slots. Jobs (prompt, sample index) fill free slots;
+the n samples of one prompt share a single prompt evaluation (its KV cache is copied to sibling slots with
+``llama_memory_seq_cp``); every step decodes one token for each live slot; finished sequences leave the batch
+at once and free their slot for the next job. Sampling (temperature, top-p) is done here in numpy with one RNG
+per (seed, prompt, sample), so a completion does not depend on which other sequences shared its batch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .base import Chat, Completion, PromptLike, SamplingParams
+from .chat import render_prompt, resolve_chat_format, stop_strings
+
+log = logging.getLogger(__name__)
+
+_backend_initialised = False
+_log_callback = None  # module-global: llama.cpp keeps the pointer for the life of the process
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError as e:  # pragma: no cover - depends on the machine
+        raise ImportError(
+            "the llamacpp backend needs llama-cpp-python (pip install llama-cpp-python==0.3.36; it compiles "
+            "llama.cpp from source) - or use backend 'hf'"
+        ) from e
+    return llama_cpp
+
+
+def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> int:
+    """One token from a logits row: greedy at temperature 0, else temperature + nucleus (top-p) sampling.
+
+    Top-p keeps the smallest set of most likely tokens whose mass reaches ``top_p`` (the token that crosses
+    the threshold is kept), the same rule as transformers' ``TopPLogitsWarper``.
+    """
+    if temperature == 0:
+        return int(np.argmax(logits))
+    x = logits.astype(np.float64) / temperature
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    if top_p < 1.0:
+        # The nucleus is a prefix of the tokens sorted by probability. Sorting 152k entries per token is slow,
+        # so first take the tokens above a small threshold; if they hold top_p of the mass the nucleus is in
+        # them (every other token is less likely than all of them); otherwise sort everything.
+        cand = np.flatnonzero(p >= p.max() * 1e-4)
+        if p[cand].sum() < top_p:
+            cand = np.arange(p.size)
+        cand = cand[np.argsort(-p[cand], kind="stable")]
+        cum = np.cumsum(p[cand])
+        keep = int(np.searchsorted(cum, top_p, side="left")) + 1
+        cand = cand[:keep]
+        q = p[cand]
+    else:
+        cand, q = None, p
+    cum = np.cumsum(q)
+    i = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
+    i = min(i, q.size - 1)
+    return int(cand[i]) if cand is not None else i
+
+
+class _TemplateTokenizer:
+    """The two things chat.py needs from a tokenizer, backed by the chat template stored in the GGUF."""
+
+    def __init__(self, chat_template: str | None, name_or_path: str) -> None:
+        self.chat_template = chat_template
+        self.name_or_path = name_or_path
+
+    def apply_chat_template(self, chat: Chat, tokenize: bool = False, add_generation_prompt: bool = True) -> str:
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        rendered = render_jinja_template(
+            conversations=[chat], chat_template=self.chat_template, add_generation_prompt=add_generation_prompt
+        )
+        # transformers 5 returns (rendered texts, generation indices)
+        if isinstance(rendered, tuple):
+            rendered = rendered[0]
+        return rendered[0] if isinstance(rendered, list) else rendered
+
+
+@dataclass
+class _Seq:
+    """One sequence being generated in a slot."""
+
+    prompt_idx: int
+    sample_idx: int
+    n_prompt: int
+    rng: np.random.Generator
+    pos: int = 0
+    tokens: list[int] = field(default_factory=list)
+    n_generated: int = 0  # tokens sampled, the end-of-generation token included (as transformers and vLLM count)
+    text: bytes = b""
+    finish: str | None = None
+    stops: tuple[str, ...] = ()
+    stop_at: int | None = None  # char index in the decoded text where a stop string begins
+
+
+class LlamaCppBackend:
+    """Backend over a GGUF file with llama.cpp. ``n_ctx`` is the context per sequence (prompt + completion)."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        gguf_path: str | Path,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_parallel: int = 8,
+        n_batch: int = 512,
+        chat_template: str | None = None,
+        chat_format: str = "auto",
+        kv_unified: bool = False,
+        flash_attn: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        global _backend_initialised, _log_callback
+        lc = _import_llama_cpp()
+        self._lc = lc
+        self.gguf_path = Path(gguf_path)
+        if not self.gguf_path.is_file():
+            raise FileNotFoundError(f"LlamaCppBackend: GGUF file not found: {self.gguf_path}")
+        if n_parallel < 1 or n_ctx < 16:
+            raise ValueError(f"LlamaCppBackend: need n_parallel >= 1 and n_ctx >= 16, got {n_parallel}, {n_ctx}")
+        self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
+        self.n_threads = n_threads or max(1, len(os.sched_getaffinity(0)))
+        if not verbose and _log_callback is None:
+            # llama.cpp logs every load to stderr; a no-op callback silences it. It must outlive every
+            # backend (a freed callback that llama.cpp still calls crashes the process).
+            _log_callback = lc.llama_log_callback(lambda level, text, data: None)
+            lc.llama_log_set(_log_callback, ctypes.c_void_p())
+        if not _backend_initialised:
+            lc.llama_backend_init()
+            _backend_initialised = True
+
+        mparams = lc.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        self._model = lc.llama_model_load_from_file(str(self.gguf_path).encode(), mparams)
+        if not self._model:
+            raise RuntimeError(f"LlamaCppBackend: llama.cpp could not load {self.gguf_path}")
+        self._vocab = lc.llama_model_get_vocab(self._model)
+        self.n_vocab = lc.llama_vocab_n_tokens(self._vocab)
+
+        cparams = lc.llama_context_default_params()
+        cparams.n_ctx = n_ctx * n_parallel
+        cparams.n_batch = max(n_batch, n_parallel)
+        cparams.n_ubatch = max(n_batch, n_parallel)
+        cparams.n_seq_max = n_parallel
+        cparams.n_threads = self.n_threads
+        cparams.n_threads_batch = self.n_threads
+        cparams.kv_unified = kv_unified
+        cparams.flash_attn_type = (
+            lc.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lc.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        cparams.no_perf = True
+        self._ctx = lc.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            raise RuntimeError(f"LlamaCppBackend: could not create a context (n_ctx={cparams.n_ctx})")
+        self._mem = lc.llama_get_memory(self._ctx)
+        self._batch_cap = max(n_batch, n_parallel)
+        self._batch = lc.llama_batch_init(self._batch_cap, 0, 1)
+        self.chat_template = chat_template or self._gguf_meta("tokenizer.chat_template")
+        self.chat_format = chat_format
+        self._template_tok = _TemplateTokenizer(self.chat_template, str(self.gguf_path))
+        resolve_chat_format(self._template_tok, chat_format)  # fail early on a bad chat_format
+
+    # --- text <-> tokens -------------------------------------------------------------------------------------
+
+    def _gguf_meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = self._lc.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        if n < 0:
+            return None
+        if n >= len(buf):
+            buf = ctypes.create_string_buffer(n + 1)
+            self._lc.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8")
+
+    def render(self, prompt: PromptLike) -> str:
+        """The text the model sees: a string as is; a chat through chat.py with the GGUF's chat template
+        (rendered by transformers' own jinja renderer, so it is the text the hf backend renders)."""
+        return render_prompt(prompt, self._template_tok, self.chat_format)
+
+    def tokenize(self, text: str, add_special: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        buf = (self._lc.llama_token * cap)()
+        # As the hf backend: a rendered chat already holds its specials; a raw prompt gets the usual ones
+        # (a BOS only where the GGUF asks for it; Qwen: none). parse_special=True turns "<|im_start|>" into
+        # its special token, as the HF tokenizer does.
+        n = self._lc.llama_tokenize(self._vocab, data, len(data), buf, cap, add_special, True)
+        if n < 0:
+            raise RuntimeError(f"LlamaCppBackend: tokenization failed ({n})")
+        return list(buf[:n])
+
+    def _piece(self, token: int) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self._lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lc.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        return buf.raw[:n]
+
+    # --- decoding --------------------------------------------------------------------------------------------
+
+    def _decode(self, tokens: list[int], positions: list[int], seq_ids: list[int], outputs: list[bool]) -> None:
+        b = self._batch
+        n = len(tokens)
+        for i in range(n):
+            b.token[i] = tokens[i]
+            b.pos[i] = positions[i]
+            b.n_seq_id[i] = 1
+            b.seq_id[i][0] = seq_ids[i]
+            b.logits[i] = outputs[i]
+        b.n_tokens = n
+        rc = self._lc.llama_decode(self._ctx, b)
+        if rc != 0:
+            raise RuntimeError(f"LlamaCppBackend: llama_decode failed with code {rc} ({n} tokens)")
+
+    def _logits(self, i: int) -> np.ndarray:
+        ptr = self._lc.llama_get_logits_ith(self._ctx, i)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _prefill(self, tokens: list[int], slot: int) -> np.ndarray:
+        """Evaluate a prompt into ``slot`` in chunks of n_batch; return the logits of its last token (a copy)."""
+        chunk: list[int] = []
+        for start in range(0, len(tokens), self._batch_cap):
+            chunk = tokens[start : start + self._batch_cap]
+            last = start + len(chunk) == len(tokens)
+            outputs = [False] * len(chunk)
+            outputs[-1] = last
+            self._decode(chunk, list(range(start, start + len(chunk))), [slot] * len(chunk), outputs)
+        return self._logits(len(chunk) - 1).copy()
+
+    def _push(self, seq: _Seq, token: int, params: SamplingParams) -> None:
+        """Append a sampled token and decide whether the sequence is finished."""
+        seq.n_generated += 1
+        if self._lc.llama_vocab_is_eog(self._vocab, token):
+            seq.finish = "stop"
+            return
+        seq.tokens.append(token)
+        seq.text += self._piece(token)
+        if seq.stops:
+            # Only the tail can hold a new stop string; decode bytes leniently (a multi-byte char may be split).
+            tail_len = max(len(s) for s in seq.stops) * 4 + 16
+            text = seq.text.decode("utf-8", errors="ignore")
+            hits = [text.find(s, max(0, len(text) - tail_len)) for s in seq.stops]
+            hits = [h for h in hits if h >= 0]
+            if hits:
+                seq.finish, seq.stop_at = "stop", min(hits)
+                return
+        if seq.n_generated >= params.max_new_tokens:
+            seq.finish = "length"
+        elif seq.n_prompt + len(seq.tokens) >= self.n_ctx:
+            log.warning("prompt %d sample %d hit the context limit %d", seq.prompt_idx, seq.sample_idx, self.n_ctx)
+            seq.finish = "length"
+
+    def generate(self, prompts: list[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+        texts = [self.render(p) for p in prompts]
+        stops = [stop_strings(p, self._template_tok, self.chat_format, params.stop) for p in prompts]
+        toks = [self.tokenize(t, add_special=isinstance(p, str)) for p, t in zip(prompts, texts, strict=True)]
+        for i, t in enumerate(toks):
+            if not t:
+                raise ValueError(f"LlamaCppBackend: prompt {i} is empty")
+            if len(t) >= self.n_ctx:
+                raise ValueError(
+                    f"LlamaCppBackend: prompt {i} has {len(t)} tokens, more than the context n_ctx={self.n_ctx}"
+                )
+        out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        # Pending jobs grouped by prompt, so siblings are admitted together and share one prefill.
+        pending = deque((pi, list(range(params.n))) for pi in range(len(prompts)))
+        free = list(range(self.n_parallel - 1, -1, -1))
+        live: dict[int, _Seq] = {}
+        last_tok: dict[int, int] = {}
+
+        def finish(slot: int, seq: _Seq) -> None:
+            text = seq.text.decode("utf-8", errors="replace")
+            if seq.stop_at is not None:
+                text = seq.text.decode("utf-8", errors="ignore")[: seq.stop_at]
+            out[seq.prompt_idx][seq.sample_idx] = Completion(
+                text=text,
+                prompt_tokens=seq.n_prompt,
+                completion_tokens=seq.n_generated,
+                finish_reason=seq.finish or "length",
+                meta={"backend": self.name},
+            )
+            self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+            free.append(slot)
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(prompts) * params.n, desc="llamacpp", unit="seq", disable=len(prompts) * params.n < 8)
+        while pending or live:
+            # Admit: fill free slots with jobs, one prefill per prompt group.
+            while pending and free:
+                pi, samples = pending[0]
+                take, rest = samples[: len(free)], samples[len(free) :]
+                if rest:
+                    pending[0] = (pi, rest)
+                else:
+                    pending.popleft()
+                slots = [free.pop() for _ in take]
+                logits = self._prefill(toks[pi], slots[0])
+                for s in slots[1:]:
+                    self._lc.llama_memory_seq_cp(self._mem, slots[0], s, -1, -1)
+                for si, slot in zip(take, slots, strict=True):
+                    rng = np.random.default_rng([params.seed, pi, si])
+                    seq = _Seq(pi, si, len(toks[pi]), rng, pos=len(toks[pi]), stops=stops[pi])
+                    tok = sample_token(logits, params.temperature, params.top_p, rng)
+                    self._push(seq, tok, params)
+                    if seq.finish:
+                        finish(slot, seq)
+                        bar.update()
+                    else:
+                        live[slot], last_tok[slot] = seq, tok
+            if not live:
+                continue
+            # One decode step for every live sequence.
+            slots = list(live)
+            self._decode(
+                [last_tok[s] for s in slots], [live[s].pos for s in slots], slots, [True] * len(slots)
+            )
+            for i, slot in enumerate(slots):
+                seq = live[slot]
+                seq.pos += 1
+                tok = sample_token(self._logits(i), params.temperature, params.top_p, seq.rng)
+                self._push(seq, tok, params)
+                if seq.finish:
+                    del live[slot], last_tok[slot]
+                    finish(slot, seq)
+                    bar.update()
+                else:
+                    last_tok[slot] = tok
+        bar.close()
+        return [list(row) for row in out]  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        lc = self._lc
+        if getattr(self, "_batch", None) is not None:
+            lc.llama_batch_free(self._batch)
+            self._batch = None
+        if getattr(self, "_ctx", None):
+            lc.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            lc.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,106 @@
+"""Atomic artifact writes and resumable JSONL logs: a crash or kill never leaves a half-written artifact."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
+    """Write rows atomically; ``.gz`` paths are gzip-compressed (deterministically: no mtime)."""
+    body = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode()
+    if str(path).endswith(".gz"):
+        body = gzip.compress(body, mtime=0)
+    return atomic_write_bytes(path, body)
+
+
+def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON: {exc}") from exc
+
+
+class JsonlLog:
+    """An append-only log of finished work units, keyed by ``key``, for resuming a stage.
+
+    Each record is one line, flushed and fsynced after each append. On load a torn last line (a kill in
+    the middle of a write) is dropped with a warning, so a rerun redoes only that unit.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        lines = raw.split(b"\n")
+        good = 0
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                if i >= len(lines) - 2:  # the torn tail of an interrupted append
+                    log.warning("%s: dropping a torn last record (interrupted write)", self.path)
+                    break
+                raise ValueError(f"{self.path}:{i + 1}: corrupt record in the middle of the log") from None
+            self.records[rec["key"]] = rec
+            good += len(line) + 1
+        if good != len(raw):  # rewrite without the torn tail so appends start on a clean line
+            atomic_write_bytes(self.path, raw[:good])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def append(self, key: str, value: dict[str, Any]) -> None:
+        rec = {"key": key, **value}
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.records[key] = rec

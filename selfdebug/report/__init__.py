@@ -1,0 +1,59 @@
+"""Tables and figures from saved per-sample results; ``python -m selfdebug.report RESULTS_DIR OUT_DIR``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selfdebug.evaluate.metrics import compute_all
+from selfdebug.io import atomic_write_json, read_jsonl
+from selfdebug.report.figures import rounds_figure, selfdebug_bars
+from selfdebug.report.tables import table2, table3, table4, write_table
+
+log = logging.getLogger(__name__)
+
+
+def load_results(results_dir: str | Path) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """The resolved config and the per-sample records (``samples/<benchmark>.jsonl.gz``) of one evaluation."""
+    results_dir = Path(results_dir)
+    config_path = results_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: no resolved config; is {results_dir} an evaluation result folder?")
+    config = yaml.safe_load(config_path.read_text())
+    records = {p.name.split(".")[0]: list(read_jsonl(p)) for p in sorted((results_dir / "samples").glob("*.jsonl*"))}
+    if not records:
+        raise FileNotFoundError(f"{results_dir}/samples: no per-sample results")
+    return config, records
+
+
+def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "") -> dict[str, Any]:
+    """Recompute every metric from the per-sample records and write tables, figures and metrics.json."""
+    config, records = load_results(results_dir)
+    ev = config["evaluate"]
+    metrics = compute_all(records, ev["ks"], n_boot=ev["bootstrap"], ci=ev["ci"], seed=config["seed"])
+    metrics["profile"] = config["profile"]
+    metrics["model"] = config["model"]["id"]
+    out_dir = Path(out_dir)
+    atomic_write_json(Path(results_dir) / "metrics.json", metrics)
+    model = config["model"]["id"]
+    note = (f"Profile `{config['profile']}`, model `{model}`, n={ev['n_samples']} samples per problem at "
+            f"T={ev['temperature']}, {ev['limit'] or 'all'} problems per benchmark; refinement at "
+            f"T={ev['refine_temperature']}. Values in %, with {int(100 * ev['ci'])}% bootstrap CIs over problems. "
+            "Resample = the compute-matched baseline (a fresh sample without feedback per wrong sample).")
+    missing = sorted({b for m in metrics["groups"].values() for b in m["missing"]})
+    if missing:
+        note += f" Not run in this profile: {', '.join(missing)}."
+    written = []
+    written += write_table(table2(metrics), out_dir, f"{prefix}table2_passk", "Table 2: pass@k of initial and refined solutions", note)
+    written += write_table(table3(metrics), out_dir, f"{prefix}table3_overall", "Table 3: overall pass@k by benchmark group", note)
+    written += write_table(table4(metrics), out_dir, f"{prefix}table4_success_rate", "Table 4: success-refinement rate", note)
+    written.append(selfdebug_bars(metrics, out_dir / f"{prefix}selfdebug_passk.png", title=f"Self-debugging of {model} ({config['profile']} profile)"))
+    for k in ev["ks"]:
+        if metrics and any(r > 0 for m in metrics["benchmarks"].values() for r in [max(e["round"] for e in m["pass_at_k"])]):
+            written.append(rounds_figure(metrics, out_dir / f"{prefix}fig4_rounds_pass{k}.png", k=k,
+                                         title=f"pass@{k} per refinement round ({config['profile']} profile)"))
+    log.info("wrote %s", ", ".join(str(p) for p in written))
+    return metrics

@@ -1,0 +1,119 @@
+"""Tables in the paper's layout (Tables 2, 3, 4) from computed metrics, as CSV and Markdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from selfdebug.io import atomic_write_text
+from selfdebug.prompts import PROMPT_LABELS
+
+BENCH_LABELS = {"mbpp": "MBPP", "humaneval": "HumanEval", "mbpp_plus": "MBPP+", "humaneval_plus": "HumanEval+",
+                "apps": "APPS", "codecontests": "CodeContests"}
+BENCH_ORDER = ["mbpp", "humaneval", "mbpp_plus", "humaneval_plus", "apps", "codecontests"]
+
+
+def _pct(entry: dict[str, Any] | None, with_ci: bool = True) -> str:
+    if entry is None:
+        return "–"
+    text = f"{100 * entry['value']:.2f}"
+    if with_ci and entry.get("ci_low") == entry.get("ci_low"):  # not NaN
+        text += f" [{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
+    return text
+
+
+def _lookup(metrics: dict[str, Any], chain: str, round_: int, k: int) -> dict[str, Any] | None:
+    for e in metrics["pass_at_k"]:
+        if e["chain"] == chain and e["round"] == round_ and e["k"] == k:
+            return e
+    return None
+
+
+def _row_chains(metrics: dict[str, Any]) -> list[str]:
+    present = {e["chain"] for e in metrics["pass_at_k"]}
+    return [c for c in ("init", "refine", "explain_refine", "resample") if c in present]
+
+
+def table2(all_metrics: dict[str, Any], round_: int = 1) -> pd.DataFrame:
+    """Paper Table 2: pass@k of initial and refined solutions per benchmark (one refinement round)."""
+    benches = [b for b in BENCH_ORDER if b in all_metrics["benchmarks"]]
+    chains = []
+    for b in benches:
+        chains += [c for c in _row_chains(all_metrics["benchmarks"][b]) if c not in chains]
+    rows = []
+    for chain in chains:
+        row = {"Approach": PROMPT_LABELS[chain]}
+        for b in benches:
+            m = all_metrics["benchmarks"][b]
+            for k in all_metrics["ks"]:
+                row[f"{BENCH_LABELS[b]} pass@{k}"] = _pct(_lookup(m, chain, 0 if chain == "init" else round_, k))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table3(all_metrics: dict[str, Any], round_: int = 1) -> pd.DataFrame:
+    """Paper Table 3: pooled pass@k per benchmark group, with the change against Init. and Resample."""
+    rows = []
+    for group, m in all_metrics["groups"].items():
+        for k in all_metrics["ks"]:
+            init = _lookup(m, "init", 0, k)
+            resample = _lookup(m, "resample", round_, k)
+            for chain in _row_chains(m):
+                e = _lookup(m, chain, 0 if chain == "init" else round_, k)
+                row = {"Benchmarks": group + (f" (without {', '.join(m['missing'])})" if m["missing"] else ""),
+                       "Metric": f"pass@{k}", "Approach": PROMPT_LABELS[chain], "Value": _pct(e)}
+                row["Δ vs Init."] = "" if chain == "init" else f"{100 * (e['value'] - init['value']):+.2f}"
+                row["Δ vs Resample"] = (f"{100 * (e['value'] - resample['value']):+.2f}"
+                                        if resample is not None and chain in ("refine", "explain_refine") else "")
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table4(all_metrics: dict[str, Any], round_: int = 1) -> pd.DataFrame:
+    """Paper Table 4: success-refinement rate (share of wrong initial samples fixed), per benchmark."""
+    rows = []
+    benches = [b for b in BENCH_ORDER if b in all_metrics["benchmarks"]]
+    for chain in ("refine", "explain_refine", "resample"):
+        row: dict[str, Any] = {"Approach": PROMPT_LABELS[chain]}
+        values = []
+        for b in benches:
+            entry = next((e for e in all_metrics["benchmarks"][b]["success_rate"]
+                          if e["chain"] == chain and e["round"] == round_), None)
+            row[BENCH_LABELS[b]] = _pct(entry) + (f" ({entry['fixed']}/{entry['wrong']})" if entry else "")
+            if entry:
+                values.append(entry["value"])
+        if not values:
+            continue
+        row["Average"] = f"{100 * sum(values) / len(values):.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rounds_frame(all_metrics: dict[str, Any]) -> pd.DataFrame:
+    """Long-form pass@k per round (Fig. 4's data): round 0 is Init. for every chain."""
+    rows = []
+    scopes = {BENCH_LABELS[b]: m for b, m in all_metrics["benchmarks"].items()}
+    scopes.update(all_metrics["groups"])
+    for scope, m in scopes.items():
+        init = {e["k"]: e for e in m["pass_at_k"] if e["chain"] == "init"}
+        for e in m["pass_at_k"]:
+            if e["chain"] == "init":
+                continue
+            if e["round"] == 1:
+                for k0, e0 in init.items():
+                    if k0 == e["k"]:
+                        rows.append({"scope": scope, "approach": PROMPT_LABELS[e["chain"]], "round": 0, "k": k0,
+                                     "value": 100 * e0["value"], "ci_low": 100 * e0["ci_low"],
+                                     "ci_high": 100 * e0["ci_high"]})
+            rows.append({"scope": scope, "approach": PROMPT_LABELS[e["chain"]], "round": e["round"], "k": e["k"],
+                         "value": 100 * e["value"], "ci_low": 100 * e["ci_low"], "ci_high": 100 * e["ci_high"]})
+    return pd.DataFrame(rows)
+
+
+def write_table(df: pd.DataFrame, out_dir: str | Path, name: str, title: str, note: str = "") -> list[Path]:
+    out_dir = Path(out_dir)
+    md = f"### {title}\n\n" + df.to_markdown(index=False, disable_numparse=True) + "\n" + (f"\n{note}\n" if note else "")
+    return [atomic_write_text(out_dir / f"{name}.csv", df.to_csv(index=False)),
+            atomic_write_text(out_dir / f"{name}.md", md)]

@@ -1,0 +1,265 @@
+"""The warm worker: started once per worker slot inside its namespaces, it forks one confined child per job.
+
+It is PID 1 of its PID namespace (at the namespace levels), so after every job ``kill(-1, SIGKILL)`` ends
+every process the candidate started, however it daemonised; and, being init, it cannot be killed from
+inside. It enforces the per-test and per-job deadlines itself and reports raw events to the harness,
+which makes the verdicts. Protocol: one JSON line in (a request), one JSON line out (a reply).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import select
+import shutil
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+from selfdebug.sandbox import isolation
+from selfdebug.sandbox.runner import RESULT_FD, SECRET_FD, run_child
+
+
+class Server:
+    def __init__(self, conf: dict[str, Any]) -> None:
+        self.level: str = conf["level"]
+        self.uid: int | None = conf.get("uid")
+        self.conf = conf
+        self.jobs = 0
+        self.pid1 = os.getpid() == 1
+        if not self.pid1:  # orphans of the candidate reparent to us, so we can find and kill them
+            isolation._libc.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        if self.level != "rlimits":
+            isolation.private_filesystem(conf["keep"], conf["hide"])
+            isolation._libc.prctl(isolation.PR_SET_DUMPABLE, 0, 0, 0, 0)
+        if conf.get("cgroups"):
+            isolation.join_cgroups(conf["cgroups"])
+            try:  # best effort: a container may forbid lowering it
+                with open("/proc/self/oom_score_adj", "w") as f:
+                    f.write("-1000")
+            except OSError:
+                pass
+        for name in conf.get("preload", ()):
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        self.root = "/tmp/sandbox-jobs" if self.level != "rlimits" else conf["scratch"]
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        self.base_as = isolation.address_space_bytes()
+        gc.collect()
+        gc.freeze()  # the warm heap stays shared with each forked child (no copy-on-write from the GC)
+
+    # --- one job -------------------------------------------------------------------------------------
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.jobs += 1
+        work = os.path.join(self.root, f"job{self.jobs}")
+        os.mkdir(work, 0o700)
+        if self.uid is not None:
+            os.chown(work, self.uid, self.uid)
+        cap = int(req["max_output_bytes"])
+        limits = {"as": self.base_as + int(req["memory_mb"]) * (1 << 20), "cpu": int(req["run_timeout"]) + 2,
+                  "fsize": cap, "nofile": int(req["max_open_files"]), "nproc": int(req["max_processes"])}
+        r, w = os.pipe()
+        sr, sw = os.pipe()
+        os.write(sw, req["secret"].encode())
+        os.close(sw)
+        ooms = self._oom_kills()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            self._child(req, work, limits, r, w, sr)
+        os.close(w)
+        os.close(sr)
+        try:
+            reply = self._watch(req, pid, r, cap)
+        finally:
+            os.close(r)
+            reply["leftover"] = self._kill_all(pid)
+            reply["oom"] = self._oom_kills() > ooms
+            out = os.path.join(work, ".output")
+            try:
+                size = os.path.getsize(out)
+                with open(out, "rb") as f:
+                    f.seek(max(0, size - 2000))
+                    reply["output_tail"] = f.read().decode("utf-8", "replace")
+                reply["output_bytes"] = size
+            except OSError:
+                reply["output_bytes"] = 0
+            shutil.rmtree(work, ignore_errors=True)
+        return reply
+
+    def _oom_kills(self) -> int:
+        """The memory cgroup's OOM-kill counter: tells a memory-limit SIGKILL from a self-inflicted one."""
+        for d in self.conf.get("cgroups") or ():
+            try:
+                with open(os.path.join(d, "memory.oom_control")) as f:
+                    for line in f:
+                        if line.startswith("oom_kill "):
+                            return int(line.split()[1])
+            except OSError:
+                pass
+        return 0
+
+    def _child(self, req: dict[str, Any], work: str, limits: dict[str, int], r: int, w: int, sr: int) -> None:
+        try:
+            os.close(r)
+            os.chdir(work)
+            devnull = os.open("/dev/null", os.O_RDONLY)
+            out = os.open(os.path.join(work, ".output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if self.uid is not None:
+                os.fchown(out, self.uid, self.uid)
+            os.dup2(devnull, 0)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            os.dup2(w, RESULT_FD)
+            os.dup2(sr, SECRET_FD)
+            os.closerange(SECRET_FD + 1, 1 << 16)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            isolation.confine_child(self.level, self.uid, limits)
+            os.environ.clear()
+            os.environ.update({"PATH": "/usr/bin:/bin", "HOME": work, "LANG": "C.UTF-8", "TMPDIR": work})
+            sys.stdin = None
+            sys.stdout = open(1, "w", closefd=False)
+            sys.stderr = open(2, "w", closefd=False)
+            sys.argv = ["program.py"]
+            sys.set_int_max_str_digits(0)
+            req["max_value_bytes"] = int(req["max_output_bytes"])
+        except BaseException:  # noqa: BLE001 - no candidate code has run: this is a sandbox failure
+            try:
+                os.write(RESULT_FD, (json.dumps({"ev": "sandbox_error", "error": traceback.format_exc()[-2000:]})
+                                     + "\n").encode())
+            finally:
+                os._exit(71)
+        run_child(req)
+
+    def _watch(self, req: dict[str, Any], pid: int, r: int, cap: int) -> dict[str, Any]:
+        """Collect the child's events until it ends or a deadline passes."""
+        t0 = time.monotonic()
+        run_deadline = t0 + float(req["run_timeout"])
+        limits = req["test_limits"]
+        events: list[dict[str, Any]] = []
+        reply: dict[str, Any] = {"events": events, "timeout": None, "output_limit": False}
+        buf, total, current, started = b"", 0, None, t0
+        done = False
+        while not done:
+            now = time.monotonic()
+            deadline = run_deadline
+            if current is not None:
+                deadline = min(deadline, started + float(limits[current]))
+            if now >= deadline:
+                reply["timeout"] = {"at": current, "run": deadline == run_deadline, "elapsed": now - started}
+                break
+            ready, _, _ = select.select([r], [], [], deadline - now)
+            if not ready:
+                continue
+            chunk = os.read(r, 1 << 16)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > 2 * cap + (1 << 16):
+                reply["output_limit"] = True
+                break
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            now = time.monotonic()
+            for line in lines:
+                try:
+                    ev = json.loads(line)
+                except (ValueError, RecursionError):
+                    ev = {"ev": "garbage"}
+                if not isinstance(ev, dict):
+                    ev = {"ev": "garbage"}
+                kind = ev.get("ev")
+                if kind == "start" and isinstance(ev.get("i"), int) and 0 <= ev["i"] < len(limits):
+                    current, started = ev["i"], now
+                elif kind in ("value", "error", "signal", "script_ok"):
+                    ev["dur"] = now - started
+                    current = None
+                elif kind == "done":
+                    # the end (a forged early "done" only leaves tests unrun, a failure); do not wait for
+                    # EOF, which a daemon holding the pipe would delay until the run deadline
+                    done = True
+                events.append(ev)
+        reply["elapsed"] = time.monotonic() - t0
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        reply["exit"] = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else \
+            {"code": os.WEXITSTATUS(status)}
+        return reply
+
+    def _kill_all(self, pid: int) -> int:
+        """Kill every process the job left behind; returns how many survived (must be 0)."""
+        for _ in range(50):
+            if self.pid1:
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            else:
+                for child in _children_of(os.getpid()):
+                    try:
+                        os.kill(child, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            while True:
+                try:
+                    if os.waitpid(-1, os.WNOHANG) == (0, 0):
+                        break
+                except ChildProcessError:
+                    break
+            left = _children_of(os.getpid()) if not self.pid1 else _all_but_self()
+            if not left:
+                return 0
+            time.sleep(0.01)
+        return len(left)
+
+
+def _all_but_self() -> list[int]:
+    me = os.getpid()
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me]
+
+
+def _children_of(ppid: int) -> list[int]:
+    kids = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == ppid:
+                    kids.append(int(p))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
+def main() -> None:
+    conf = json.loads(sys.argv[1])
+    inp = os.fdopen(0, "rb")
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(os.open("/dev/null", os.O_WRONLY), 1)  # stray prints cannot corrupt the protocol
+    try:
+        server = Server(conf)
+        hello = {"ready": True, "level": server.level, "pid1": server.pid1, "base_as": server.base_as}
+    except BaseException:  # noqa: BLE001
+        hello = {"ready": False, "error": traceback.format_exc()[-3000:]}
+    out.write((json.dumps(hello) + "\n").encode())
+    out.flush()
+    if not hello["ready"]:
+        sys.exit(1)
+    for line in inp:
+        try:
+            reply = server.handle(json.loads(line))
+        except BaseException:  # noqa: BLE001
+            reply = {"sandbox_error": traceback.format_exc()[-3000:]}
+        out.write((json.dumps(reply) + "\n").encode())
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

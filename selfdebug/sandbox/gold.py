@@ -1,0 +1,109 @@
+"""Gold check: every reference passes all its tests in the sandbox, and a known-wrong variant fails.
+
+The wrong variant wraps the entry point so that its return value is changed (numbers +1, booleans
+negated, strings and sequences extended, ``None`` becomes ``0``); for stdout problems it prints an extra
+line. A problem whose reference fails, or whose wrong variant passes, is listed with the reason; nothing
+is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from selfdebug.problems.base import Problem
+from selfdebug.sandbox.sandbox import Sandbox, suite_tests
+from selfdebug.sandbox.types import ExecResult, Job, outcome_counts
+
+log = logging.getLogger(__name__)
+
+_MUTATOR = '''
+
+def __gold_mutate(r):
+    t = type(r)
+    if t is bool:
+        return not r
+    if t is int or t is float:
+        return r + 1
+    if t is complex:
+        return r + 1j
+    if t is str:
+        return r + "\\x00wrong"
+    if t is bytes:
+        return r + b"\\x00"
+    if t is list:
+        return r + [None]
+    if t is tuple:
+        return r + (None,)
+    if t is dict:
+        return {**r, "__gold_wrong__": None}
+    if t is set or t is frozenset:
+        return t(r) | {"__gold_wrong__"}
+    if r is None:
+        return 0
+    return None
+
+__gold_orig = {entry}
+
+def {entry}(*args, **kwargs):
+    return __gold_mutate(__gold_orig(*args, **kwargs))
+'''
+
+
+def wrong_variant(problem: Problem) -> str:
+    """A program that is known to be wrong: the reference with its results changed."""
+    tests = suite_tests(problem, "all")
+    if tests and all(t.comparison == "stdout" for t in tests):
+        return problem.reference + "\nprint('__gold_wrong__')\n"
+    return problem.reference + _MUTATOR.replace("{entry}", problem.entry_point)
+
+
+@dataclass
+class GoldReport:
+    n_problems: int = 0
+    reference_failures: list[dict[str, Any]] = field(default_factory=list)
+    wrong_passes: list[dict[str, Any]] = field(default_factory=list)
+    reference_counts: dict[str, int] = field(default_factory=dict)
+    wrong_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_problems > 0 and not self.reference_failures and not self.wrong_passes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "n_problems": self.n_problems, "reference_failures": self.reference_failures,
+                "wrong_passes": self.wrong_passes, "reference_counts": self.reference_counts,
+                "wrong_counts": self.wrong_counts}
+
+
+def _entry(problem: Problem, result: ExecResult) -> dict[str, Any]:
+    bad = next((t for t in result.tests if t.status != "passed"), None)
+    return {"task_id": problem.task_id, "status": result.status, "reason": result.feedback,
+            "test": bad.call if bad else None, "n_passed": result.n_passed, "n_total": result.n_total}
+
+
+def gold_check(problems: list[Problem], sandbox: Sandbox, suite: str = "all",
+               progress: bool = True) -> GoldReport:
+    """Run each problem's reference and a mutated wrong variant; report every deviation with its reason."""
+    report = GoldReport(n_problems=len(problems))
+    missing = [p for p in problems if not p.reference]
+    for p in missing:
+        report.reference_failures.append({"task_id": p.task_id, "status": "no_reference",
+                                          "reason": "problem has no reference solution"})
+    have = [p for p in problems if p.reference]
+    jobs = [Job(program=p.reference, problem=p, suite=suite) for p in have]
+    jobs += [Job(program=wrong_variant(p), problem=p, suite=suite) for p in have]
+    results = sandbox.run(jobs, progress=progress)
+    refs, wrongs = results[: len(have)], results[len(have):]
+    for p, r in zip(have, refs, strict=True):
+        if not r.passed:
+            report.reference_failures.append(_entry(p, r))
+    for p, r in zip(have, wrongs, strict=True):
+        if r.passed:
+            report.wrong_passes.append(_entry(p, r) | {"reason": "the mutated wrong variant passed all tests"})
+    report.reference_counts = outcome_counts(refs)
+    report.wrong_counts = outcome_counts(wrongs)
+    log.info("gold check: %d problems, %d reference failures, %d undetected wrong variants",
+             report.n_problems, len(report.reference_failures), len(report.wrong_passes))
+    return report

@@ -1,0 +1,215 @@
+"""Which isolation a machine allows, and the Linux primitives that build it.
+
+Levels, strongest first (every result names the one that ran; none of them is "unisolated"):
+
+``root-ns-cgroup``  root: PID, network, mount, IPC and UTS namespaces; the candidate runs under its own
+                    unprivileged uid with no_new_privs; cgroup v1 memory and pids limits per worker; rlimits.
+``root-ns``         the same without cgroups.
+``user-ns``         no root: an unprivileged user namespace with PID, network and mount namespaces and
+                    rlimits; the candidate keeps the caller's uid (mapped to root inside the namespace).
+``rlimits``         no namespaces: own session, rlimits, a child subreaper that kills escaped processes,
+                    sockets blocked in-process (an audit hook, which ``ctypes`` could bypass).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+LEVELS = ("rlimits", "user-ns", "root-ns", "root-ns-cgroup")
+NS_FLAGS = ["--pid", "--fork", "--mount-proc", "--net", "--mount", "--ipc", "--uts"]
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+UID_BASE = 61000
+"""Worker ``i`` runs candidates as uid/gid ``UID_BASE + i`` (root levels): workers cannot signal each other,
+and ``RLIMIT_NPROC`` counts only that worker's processes."""
+
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue")
+HIDE_CANDIDATES = ("/root", "/home", "/work", "/farm", "/mnt", "/srv", "/media")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+
+
+def _probe(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _cgroups_usable() -> bool:
+    if os.geteuid() != 0:
+        return False
+    for ctrl in ("memory", "pids"):
+        d = current_cgroup(ctrl)
+        if not (d / "cgroup.procs").exists() or not os.access(d, os.W_OK):
+            return False
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def isolation_level() -> str:
+    """The strongest level this machine allows (probed once per process)."""
+    unshare = shutil.which("unshare")
+    if unshare and os.geteuid() == 0 and _probe([unshare, *NS_FLAGS, "true"]):
+        return "root-ns-cgroup" if _cgroups_usable() else "root-ns"
+    if unshare and _probe([unshare, "--user", "--map-root-user", *NS_FLAGS, "true"]):
+        return "user-ns"
+    return "rlimits"
+
+
+def launch_prefix(level: str) -> list[str]:
+    """The command prefix that starts a fork server at ``level``."""
+    unshare = shutil.which("unshare") or "unshare"
+    if level.startswith("root-ns"):
+        return [unshare, "--kill-child", *NS_FLAGS]
+    if level == "user-ns":
+        return [unshare, "--kill-child", "--user", "--map-root-user", *NS_FLAGS]
+    return []
+
+
+def describe(level: str, uid: int | None) -> str:
+    parts = {"root-ns-cgroup": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, cgroup memory+pids, "
+                               "rlimits, private tmpfs",
+             "root-ns": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, rlimits, private tmpfs",
+             "user-ns": "user+pid+net+mount namespaces, no_new_privs, rlimits, private tmpfs",
+             "rlimits": "own session, rlimits, subreaper, in-process socket block (weak: no namespaces)"}
+    return f"{level}: " + parts[level].format(uid=uid)
+
+
+# --- cgroups (harness side) -------------------------------------------------------------------------
+
+def current_cgroup(ctrl: str) -> Path:
+    """This process's own cgroup for ``ctrl``: worker cgroups nest under it, so every limit that applies to
+    the harness (an outer test wrapper's, a container's) applies to the workers too."""
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, ctrls, path = line.split(":", 2)
+            if ctrl in ctrls.split(","):
+                d = CGROUP_ROOT / ctrl / path.lstrip("/")
+                if d.is_dir():
+                    return d
+    except (OSError, ValueError):
+        pass
+    return CGROUP_ROOT / ctrl
+
+
+def make_cgroups(name: str, memory_bytes: int, pids: int) -> list[str]:
+    """Create memory and pids cgroups ``name``; returns their directories (the fork server joins them)."""
+    made = []
+    for ctrl, knob, value in (("memory", "memory.limit_in_bytes", memory_bytes), ("pids", "pids.max", pids)):
+        d = current_cgroup(ctrl) / name
+        d.mkdir(exist_ok=True)
+        (d / knob).write_text(str(value))
+        made.append(str(d))
+    return made
+
+
+def remove_cgroups(dirs: list[str]) -> None:
+    for d in dirs:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass  # still has processes for a moment; a leftover empty cgroup is harmless
+
+
+# --- inside the namespace (fork server side) --------------------------------------------------------
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
+    if _libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {src} on {target}: {os.strerror(err)}")
+
+
+def private_filesystem(keep: list[str], hide_extra: list[str]) -> list[str]:
+    """In a fresh mount namespace: private tmpfs over every world-writable directory, and empty tmpfs over
+    home and project directories (the repository, benchmark data, other users), re-binding read-only the
+    paths the interpreter needs (``keep``). Returns what was hidden."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for d in WORLD_WRITABLE:
+        if os.path.isdir(d) and not os.path.islink(d):
+            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+    hide = sorted({os.path.realpath(p) for p in (*HIDE_CANDIDATES, *hide_extra) if os.path.isdir(p)})
+    hide = [h for h in hide if not any(h != o and h.startswith(o + "/") for o in hide)]
+    keep = sorted({os.path.realpath(k) for k in keep if os.path.isdir(k)})
+    staged = []
+    os.makedirs("/tmp/.keep", exist_ok=True)
+    for n, k in enumerate(keep):
+        if any(k == h or k.startswith(h + "/") for h in hide):
+            stage = f"/tmp/.keep/{n}"
+            os.mkdir(stage)
+            _mount(k, stage, None, MS_BIND | MS_REC)
+            staged.append((stage, k))
+    for h in hide:
+        _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for stage, k in staged:
+        os.makedirs(k, exist_ok=True)
+        _mount(stage, k, None, MS_BIND | MS_REC)
+        _mount(None, k, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    os.chmod("/tmp/.keep", 0o700)
+    return hide
+
+
+def join_cgroups(dirs: list[str]) -> None:
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+
+def interpreter_paths() -> list[str]:
+    """Directories the warm interpreter and its lazily imported modules live in."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    paths.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
+    return sorted(paths)
+
+
+def address_space_bytes() -> int:
+    """The current process's virtual size, the base that the memory budget is added to."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def confine_child(level: str, uid: int | None, limits: dict[str, int]) -> None:
+    """Applied in the forked child before any candidate code: session, rlimits, identity, no_new_privs."""
+    os.setsid()
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    if level.startswith("root-ns"):
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("1000")  # the OOM killer picks the candidate, not the fork server
+        except OSError:
+            pass
+    rl = resource
+    for which, value in ((rl.RLIMIT_AS, limits["as"]), (rl.RLIMIT_CPU, limits["cpu"]),
+                         (rl.RLIMIT_FSIZE, limits["fsize"]), (rl.RLIMIT_NOFILE, limits["nofile"]),
+                         (rl.RLIMIT_CORE, 0), (rl.RLIMIT_MEMLOCK, 0), (rl.RLIMIT_MSGQUEUE, 0)):
+        rl.setrlimit(which, (value, value))
+    if uid is not None:  # root levels: drop to the worker's own unprivileged identity
+        rl.setrlimit(rl.RLIMIT_NPROC, (limits["nproc"], limits["nproc"]))
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError("prctl(NO_NEW_PRIVS) failed")
+    if level == "rlimits":
+        _block_sockets()
+
+
+def _block_sockets() -> None:
+    def hook(event: str, args: tuple) -> None:
+        if event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo"):
+            raise PermissionError("network access is disabled in the sandbox")
+    sys.addaudithook(hook)

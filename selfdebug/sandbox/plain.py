@@ -1,0 +1,114 @@
+"""Plain-data codec: candidate values become tagged JSON inside the sandbox, and builtins again outside.
+
+Only exact builtin types pass (``type(x) is int``, never a subclass), so an object with a forged ``__eq__``
+cannot leave the sandbox. Decoding runs in the harness on untrusted bytes: it is iterative-safe (bounded
+depth), size-bounded by the caller, and produces nothing but builtins.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any
+
+_DICT_LIKE = (collections.Counter, collections.OrderedDict, collections.defaultdict)
+"""Exact stdlib ``dict`` subclasses accepted as dicts (MBPP references return ``Counter``). Their items are
+read with the builtin ``dict.items``, so a patched method cannot change what leaves the sandbox."""
+
+MAX_DEPTH = 100
+
+
+class NotPlain(TypeError):
+    """A value that is not plain data (its message names the offending type)."""
+
+
+class TooLarge(ValueError):
+    """A value whose strings, bytes and items exceed the output budget."""
+
+
+def encode(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """Tagged JSON-able form of a plain value; raises ``NotPlain`` on anything else (or cycles/depth) and
+    ``TooLarge`` once ``budget[0]`` (bytes, roughly) is spent."""
+    if budget is not None:
+        budget[0] -= 16 + (len(value) if type(value) in (str, bytes) else 0)
+        if budget[0] < 0:
+            raise TooLarge("returned value is larger than the output limit")
+    if depth > MAX_DEPTH:
+        raise NotPlain("value nested too deeply (or cyclic)")
+    t = type(value)
+    if value is None:
+        return ["N"]
+    if t is bool:
+        return ["B", value]
+    if t is int:
+        return ["i", hex(value)]  # hex is not subject to the int->str digit limit
+    if t is float:
+        return ["F", value.hex()]
+    if t is complex:
+        return ["c", value.real.hex(), value.imag.hex()]
+    if t is str:
+        return ["S", value]
+    if t is bytes:
+        return ["b", value.hex()]
+    if t is list or t is tuple or t is set or t is frozenset:
+        tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[t]
+        return [tag, [encode(v, depth + 1, budget) for v in value]]
+    if t is dict or t in _DICT_LIKE:
+        return ["d", [[encode(k, depth + 1, budget), encode(v, depth + 1, budget)] for k, v in dict.items(value)]]
+    raise NotPlain(f"returned non-plain type {t.__module__}.{t.__qualname__}")
+
+
+def decode(node: Any, depth: int = 0) -> Any:
+    """Inverse of ``encode`` for untrusted input; raises ``ValueError`` on anything malformed."""
+    if depth > MAX_DEPTH + 1 or type(node) is not list or not node or type(node[0]) is not str:
+        raise ValueError("malformed value")
+    tag = node[0]
+    try:
+        if tag == "N":
+            return None
+        if tag == "B" and type(node[1]) is bool:
+            return node[1]
+        if tag == "i":
+            return int(node[1], 16)
+        if tag == "F":
+            return float.fromhex(node[1])
+        if tag == "c":
+            return complex(float.fromhex(node[1]), float.fromhex(node[2]))
+        if tag == "S" and type(node[1]) is str:
+            return node[1]
+        if tag == "b":
+            return bytes.fromhex(node[1])
+        if tag in ("l", "t", "s", "f") and type(node[1]) is list:
+            items = [decode(v, depth + 1) for v in node[1]]
+            return {"l": list, "t": tuple, "s": set, "f": frozenset}[tag](items)
+        if tag == "d" and type(node[1]) is list:
+            return {decode(k, depth + 1): decode(v, depth + 1) for k, v in node[1]}
+    except (TypeError, ValueError, IndexError, OverflowError) as e:
+        raise ValueError(f"malformed value: {e}") from None
+    raise ValueError(f"malformed value tag {tag!r}")
+
+
+def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
+    """Python ``==`` on trusted builtins, with float tolerance ``atol`` inside containers (EvalPlus style)."""
+    if atol <= 0:
+        try:
+            return bool(actual == expected)
+        except RecursionError:
+            return False
+    if isinstance(actual, (int, float)) and isinstance(expected, (int, float)) \
+            and not isinstance(actual, bool) and not isinstance(expected, bool):
+        if math.isnan(expected) and isinstance(actual, float):
+            return math.isnan(actual)
+        return abs(actual - expected) <= atol or actual == expected
+    if type(actual) in (list, tuple) and type(expected) in (list, tuple):
+        return type(actual) is type(expected) and len(actual) == len(expected) and all(
+            equal(a, e, atol) for a, e in zip(actual, expected, strict=True))
+    if type(actual) is dict and type(expected) is dict:
+        return actual.keys() == expected.keys() and all(equal(actual[k], expected[k], atol) for k in actual)
+    return bool(actual == expected)
+
+
+def close(actual: Any, expected: Any, atol: float) -> bool:
+    if isinstance(actual, bool) or not isinstance(actual, (int, float)):
+        return False
+    return math.isclose(actual, expected, abs_tol=max(atol, 1e-9))

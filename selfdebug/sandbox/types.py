@@ -1,0 +1,103 @@
+"""Public data types of the sandbox: configuration, a job, and the structured results."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from selfdebug.problems.base import Problem
+
+Status = Literal[
+    "passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "sandbox_error"
+]
+STATUSES: tuple[str, ...] = (
+    "passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "sandbox_error"
+)
+# When several tests fail differently, the job's status is the first failing test's status, except that a
+# sandbox failure always wins: it must never be reported as a model failure.
+
+
+@dataclass
+class SandboxConfig:
+    workers: int = 2
+    """Warm fork servers running jobs in parallel (one job each at a time)."""
+    timeout_floor_s: float = 1.0
+    timeout_factor: float = 4.0
+    """Per-test limit = clamp(floor + factor * reference time of that test, floor, cap) (evalplus style)."""
+    per_test_timeout_cap_s: float = 10.0
+    run_timeout_s: float = 30.0
+    """Wall-clock bound on one job (program load + all its tests), enforced outside the candidate."""
+    memory_mb: int = 1024
+    """Address space granted on top of the warm interpreter's own size."""
+    max_output_bytes: int = 1 << 20
+    """Cap on the candidate's stdout+stderr (and any file it writes), and on one returned value."""
+    max_processes: int = 32
+    max_open_files: int = 64
+    require_isolation: str = "rlimits"
+    """Refuse to start below this level (see ``isolation.LEVELS``)."""
+    force_level: str | None = None
+    """Run at this weaker level instead of the strongest available (tests, debugging); never stronger."""
+    preload_modules: tuple[str, ...] = (
+        "math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
+        "random", "statistics", "fractions", "decimal", "datetime", "operator", "copy", "json",
+        "hashlib", "array", "numbers", "sys", "io",
+    )
+    """Modules imported once in each warm interpreter, so candidates do not pay for them."""
+
+
+@dataclass
+class Job:
+    program: str
+    problem: Problem
+    suite: Literal["base", "plus", "all"] = "base"
+    stop_at_first_failure: bool = False
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
+
+
+@dataclass
+class TestOutcome:
+    index: int
+    status: str
+    call: str
+    expected: str = ""
+    actual: str = ""
+    message: str = ""
+    duration_s: float = 0.0
+    time_limit_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ExecResult:
+    status: str
+    passed: bool
+    n_passed: int
+    n_total: int
+    tests: list[TestOutcome] = field(default_factory=list)
+    feedback: str = ""
+    isolation: str = ""
+    trust: str = "structured"
+    duration_s: float = 0.0
+    time_limit_s: float = 0.0
+    task_id: str = ""
+    reference_time_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def outcome_counts(results: list[ExecResult]) -> dict[str, int]:
+    """Outcome counts of one evaluation, every status listed (zeros included), plus trust counts."""
+    counts = {s: 0 for s in STATUSES}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    counts["trust_structured"] = sum(r.trust == "structured" for r in results)
+    counts["trust_script"] = sum(r.trust == "script" for r in results)
+    return counts

@@ -1,0 +1,177 @@
+"""Turning a fork server's raw events into verdicts, in the harness process.
+
+Only the harness knows the expected values. A test passes only on positive evidence: a plain value
+that compares equal here, or (script mode) a success record carrying this run's secret. Everything
+else (missing events, exits, signals, garbage on the channel) is a failure of the candidate, except
+failures that happen before any candidate code ran, which are sandbox failures.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+from selfdebug.problems.base import TestCase
+from selfdebug.sandbox import plain
+from selfdebug.sandbox.types import ExecResult, TestOutcome, _short
+
+NOT_RUN = "not_run"
+
+
+def _signal_status(sig: int, cgroup_memory: bool) -> tuple[str, str]:
+    name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+    if sig == signal.SIGXFSZ:
+        return "output_limit", "Output limit: the program wrote more output than allowed"
+    if sig == signal.SIGXCPU:
+        return "timeout", "Timeout: CPU time limit exceeded"
+    if sig == signal.SIGKILL and cgroup_memory:
+        return "memory_limit", "MemoryError: killed by the memory limit"
+    return "runtime_error", f"the program was killed by signal {name}"
+
+
+def _norm(text: object) -> str:
+    """Standard output compared line by line, trailing whitespace ignored."""
+    return "\n".join(line.rstrip() for line in str(text).rstrip().splitlines())
+
+
+def compare(test: TestCase, expected: Any, actual: Any) -> bool:
+    c = test.comparison
+    if c == "eq":
+        return plain.equal(actual, expected, test.atol)
+    if c == "close":
+        return plain.close(actual, expected, test.atol)
+    if c == "truthy":
+        return bool(actual)
+    if c == "falsy":
+        return not actual
+    if c == "stdout":
+        return type(actual) is str and _norm(actual) == _norm(expected)
+    raise ValueError(f"unknown comparison {c!r}")
+
+
+def failure_message(test: TestCase, expected: Any, actual: Any) -> str:
+    """Paper style: ``AssertionError: expect f(x) == y, but was z``."""
+    if test.comparison == "truthy":
+        return f"AssertionError: expect {test.call} to be true, but was {_short(actual)}"
+    if test.comparison == "falsy":
+        return f"AssertionError: expect {test.call} to be false, but was {_short(actual)}"
+    if test.comparison == "stdout":
+        return (f"AssertionError: for input {_short(test.call, 200)} expect output {_short(expected, 200)}, "
+                f"but was {_short(actual, 200)}")
+    return f"AssertionError: expect {test.call} == {_short(expected)}, but was {_short(actual)}"
+
+
+def build_result(reply: dict[str, Any], tests: list[TestCase], expected: list[Any], limits: list[float],
+                 secret: str, mode: str, ref_errors: dict[int, str]) -> ExecResult:
+    n = len(tests)
+    cgroup_memory = bool(reply.get("oom"))
+    outcomes = [TestOutcome(index=i, status=NOT_RUN, call=_short(t.call), expected=_short(expected[i]),
+                            time_limit_s=limits[i]) for i, t in enumerate(tests)]
+    if "sandbox_error" in reply:
+        return _finish(outcomes, "sandbox_error", f"sandbox failure: {reply['sandbox_error'][-500:]}")
+    events = reply.get("events", [])
+    started: int | None = None
+    candidate_ran = False
+    for ev in events:
+        kind, i = ev.get("ev"), ev.get("i")
+        if kind == "sandbox_error" and not candidate_ran:
+            return _finish(outcomes, "sandbox_error", f"sandbox failure: {str(ev.get('error'))[-500:]}")
+        if kind == "load":
+            candidate_ran = True
+        elif kind == "load_error":
+            status = {"memory": "memory_limit", "output": "output_limit"}.get(ev.get("kind"), "runtime_error")
+            for o in outcomes:
+                o.status, o.message = status, _short(str(ev.get("error")), 1000)
+            return _finish(outcomes, status, _short(str(ev.get("error")), 2000))
+        elif kind == "start" and type(i) is int and 0 <= i < n:
+            started = i
+        elif kind in ("value", "error", "signal", "script_ok") and type(i) is int and 0 <= i < n:
+            started = None
+            o, t = outcomes[i], tests[i]
+            o.duration_s = float(ev.get("dur", 0.0))
+            if i in ref_errors:
+                o.status, o.message = "sandbox_error", f"reference failed on this test: {ref_errors[i]}"
+            elif kind == "script_ok":
+                ok = isinstance(ev.get("secret"), str) and ev["secret"] == secret
+                o.status = "passed" if ok else "wrong_answer"
+                o.message = "" if ok else "forged success record"
+            elif kind == "signal":
+                o.status, o.message = _signal_status(int(ev.get("sig", 0)), cgroup_memory)
+            elif kind == "error":
+                o.message = _short(str(ev.get("error")), 1000)
+                o.status = {"memory": "memory_limit", "nonplain": "wrong_answer",
+                            "output": "output_limit"}.get(ev.get("kind"), "runtime_error")
+                if ev.get("kind") == "nonplain":
+                    o.message = f"TypeError: {t.call} {o.message}"
+            else:
+                try:
+                    if mode == "stdout" and len(json.dumps(ev.get("v"))) > 4 << 20:
+                        raise ValueError("output too large")
+                    actual = plain.decode(ev.get("v"))
+                except (ValueError, RecursionError) as e:
+                    o.status, o.message = "wrong_answer", f"malformed result: {e}"
+                    continue
+                o.actual = _short(actual)
+                if compare(t, expected[i], actual):
+                    o.status = "passed"
+                else:
+                    o.status, o.message = "wrong_answer", failure_message(t, expected[i], actual)
+    timeout = reply.get("timeout")
+    exit_ = reply.get("exit", {})
+    if reply.get("output_limit"):
+        target = started if started is not None else _first(outcomes, NOT_RUN)
+        if target is not None:
+            outcomes[target].status = "output_limit"
+            outcomes[target].message = "Output limit: the program sent more output than allowed"
+    elif timeout is not None:
+        at = timeout.get("at")
+        if type(at) is int and 0 <= at < n:
+            outcomes[at].status = "timeout"
+            outcomes[at].duration_s = float(timeout.get("elapsed", 0.0))
+            outcomes[at].message = (f"Timeout: {tests[at].call if mode != 'stdout' else 'the program'} "
+                                    f"did not finish within {limits[at]:.2f}s")
+        else:
+            for o in outcomes:
+                if o.status == NOT_RUN:
+                    o.status, o.message = "timeout", "Timeout: the program did not finish loading in time"
+    elif started is not None:  # the child ended in the middle of a test
+        o = outcomes[started]
+        if "signal" in exit_:
+            o.status, o.message = _signal_status(int(exit_["signal"]), cgroup_memory)
+        else:
+            o.status = "runtime_error"
+            o.message = f"SystemExit: the program exited with status {exit_.get('code')} during {tests[started].call}"
+    elif not candidate_ran:
+        return _finish(outcomes, "sandbox_error", f"sandbox failure: child ended before the program ran: {exit_}")
+    elif _first(outcomes, NOT_RUN) is not None and not any(o.status not in (NOT_RUN, "passed") for o in outcomes):
+        i = _first(outcomes, NOT_RUN)
+        outcomes[i].status = "runtime_error"
+        if "signal" in exit_:
+            outcomes[i].status, outcomes[i].message = _signal_status(int(exit_["signal"]), cgroup_memory)
+        else:
+            outcomes[i].message = f"the program ended (status {exit_.get('code')}) before the tests finished"
+    if reply.get("leftover"):
+        return _finish(outcomes, "sandbox_error", f"sandbox failure: {reply['leftover']} processes survived")
+    return _finish(outcomes, None, None)
+
+
+def _first(outcomes: list[TestOutcome], status: str) -> int | None:
+    return next((o.index for o in outcomes if o.status == status), None)
+
+
+def _finish(outcomes: list[TestOutcome], status: str | None, feedback: str | None) -> ExecResult:
+    n_passed = sum(o.status == "passed" for o in outcomes)
+    if status is None:
+        if any(o.status == "sandbox_error" for o in outcomes):
+            bad = next(o for o in outcomes if o.status == "sandbox_error")
+            status, feedback = "sandbox_error", bad.message
+        elif outcomes and n_passed == len(outcomes):
+            status, feedback = "passed", ""
+        elif not outcomes:
+            status, feedback = "sandbox_error", "sandbox failure: the problem has no tests"
+        else:
+            bad = next((o for o in outcomes if o.status not in ("passed", NOT_RUN)), None)
+            status, feedback = (bad.status, bad.message) if bad else ("runtime_error", "tests did not run")
+    return ExecResult(status=status, passed=status == "passed", n_passed=n_passed, n_total=len(outcomes),
+                      tests=outcomes, feedback=feedback or "")

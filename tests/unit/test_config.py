@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from selfdebug.config import CONFIG_DIR, ConfigError, load_config
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_profile_loads(path):
+    config = load_config(path)
+    assert config.profile == path.stem
+    assert all(k <= config.evaluate.n_samples for k in config.evaluate.ks)
+
+
+def test_paper_profiles_use_the_papers_protocol():
+    for name in ("paper-starcoder-15b", "paper-codellama-7b", "paper-codellama-13b"):
+        ev = load_config(name).evaluate
+        assert (ev.n_samples, ev.temperature, ev.rounds) == (100, 0.8, 3)
+        assert set(ev.benchmarks) == {"mbpp", "humaneval", "mbpp_plus", "humaneval_plus"}
+
+
+def test_overrides_are_typed(tmp_path):
+    config = load_config("smoke", ["evaluate.limit=5", "evaluate.ks=[1]", "model.backend=hf"])
+    assert config.evaluate.limit == 5 and config.evaluate.ks == [1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "base.yaml").write_text((CONFIG_DIR / "base.yaml").read_text())
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    path = write(tmp_path, "extends: base.yaml\nevaluate:\n  n_sample: 3\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml\.evaluate.*n_sample"):
+        load_config(path)
+
+
+def test_wrong_type_is_an_error(tmp_path):
+    path = write(tmp_path, "extends: base.yaml\nevaluate:\n  n_samples: ten\n")
+    with pytest.raises(ConfigError, match="n_samples"):
+        load_config(path)
+
+
+def test_k_above_n_is_rejected_at_load_time(tmp_path):
+    path = write(tmp_path, "extends: base.yaml\nevaluate:\n  n_samples: 5\n  ks: [1, 10]\n")
+    with pytest.raises(ConfigError, match="ks"):
+        load_config(path)
+
+
+def test_extends_cycle_is_reported(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = load_config("smoke")
+    saved = config.save(tmp_path / "config.yaml")
+    assert load_config(saved).to_dict() == config.to_dict()

@@ -1,0 +1,273 @@
+"""llama.cpp backend on a tiny GGUF written from the tiny HF model (same weights, f32), engine selection,
+and the numpy sampler. The llama.cpp tests skip when llama-cpp-python is not installed."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfdebug.generate import engine_select
+from selfdebug.generate.base import SamplingParams
+from selfdebug.generate.llamacpp import sample_token
+
+ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED_GGUF = ROOT / "data" / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+EMBEDDED_HF = ROOT / "data" / "models" / "qwen2.5-coder-0.5b-instruct-bf16"
+CHATS = [
+    [{"role": "user", "content": "def add(a, b):"}],
+    [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Fix: return a - b\n"},
+     {"role": "assistant", "content": "```python\nreturn a + b\n```"}, {"role": "user", "content": "Why?"}],
+]
+
+
+def write_qwen2_gguf(hf_dir: Path, out: Path) -> Path:
+    """Write a small Qwen2 HF model (f32 weights, byte-level BPE tokenizer) as a GGUF llama.cpp can load.
+
+    Tensor names follow llama.cpp's qwen2 layout; Qwen2 uses NeoX rope, so q/k need no permutation."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    tok = json.loads((hf_dir / "tokenizer.json").read_text())
+    tok_cfg = json.loads((hf_dir / "tokenizer_config.json").read_text())
+    w = load_file(str(hf_dir / "model.safetensors"))
+    vocab = dict(tok["model"]["vocab"])
+    specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
+    vocab.update(specials)
+    tokens = [""] * cfg["vocab_size"]
+    types = [gguf.TokenType.UNUSED] * cfg["vocab_size"]
+    for t, i in vocab.items():
+        tokens[i] = t
+        types[i] = gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL
+    for i, t in enumerate(tokens):
+        if not t:
+            tokens[i] = f"[PAD{i}]"
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+
+    wr = gguf.GGUFWriter(str(out), "qwen2")
+    wr.add_context_length(cfg["max_position_embeddings"])
+    wr.add_embedding_length(cfg["hidden_size"])
+    wr.add_block_count(cfg["num_hidden_layers"])
+    wr.add_feed_forward_length(cfg["intermediate_size"])
+    wr.add_head_count(cfg["num_attention_heads"])
+    wr.add_head_count_kv(cfg["num_key_value_heads"])
+    wr.add_rope_freq_base(float(cfg.get("rope_theta") or cfg.get("rope_parameters", {}).get("rope_theta", 1e4)))
+    wr.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    wr.add_file_type(gguf.LlamaFileType.ALL_F32)
+    wr.add_tokenizer_model("gpt2")
+    wr.add_tokenizer_pre("gpt-2")
+    wr.add_token_list(tokens)
+    wr.add_token_types(types)
+    wr.add_token_merges(merges)
+    wr.add_eos_token_id(specials["<|im_end|>"])
+    wr.add_pad_token_id(specials["<|endoftext|>"])
+    wr.add_bos_token_id(specials["<|endoftext|>"])
+    wr.add_add_bos_token(False)
+    template = tok_cfg.get("chat_template")
+    if template is None and (hf_dir / "chat_template.jinja").is_file():
+        template = (hf_dir / "chat_template.jinja").read_text()
+    if template:
+        wr.add_chat_template(template)
+    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+    wr.add_tensor("token_embd.weight", w["model.embed_tokens.weight"].astype(np.float32))
+    wr.add_tensor("output_norm.weight", w["model.norm.weight"].astype(np.float32))
+    if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
+        wr.add_tensor("output.weight", w["lm_head.weight"].astype(np.float32))
+    for i in range(cfg["num_hidden_layers"]):
+        for hf_name, g_name in names.items():
+            for kind in ("weight", "bias"):
+                key = f"model.layers.{i}.{hf_name}.{kind}"
+                if key in w:
+                    wr.add_tensor(f"blk.{i}.{g_name}.{kind}", w[key].astype(np.float32))
+    wr.write_header_to_file()
+    wr.write_kv_data_to_file()
+    wr.write_tensors_to_file()
+    wr.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("llama_cpp")
+    from selfdebug.generate.tiny import build_tiny_model
+
+    d = tmp_path_factory.mktemp("tiny")
+    hf_dir = build_tiny_model(d / "hf", seed=0)
+    gguf_path = write_qwen2_gguf(hf_dir, d / "tiny-f32.gguf")
+    return hf_dir, gguf_path
+
+
+@pytest.fixture(scope="module")
+def backend(tiny):
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    b = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=4)
+    yield b
+    b.close()
+
+
+def test_render_and_tokens_match_hf(tiny, backend):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny[0])
+    for chat in CHATS:
+        text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        assert backend.render(chat) == text
+        assert backend.tokenize(text) == tok(text, add_special_tokens=False)["input_ids"]
+
+
+def test_greedy_matches_transformers(tiny, backend):
+    """Same f32 weights: llama.cpp greedy continuation = transformers greedy continuation."""
+    from selfdebug.generate.hf import HFBackend
+
+    hf = HFBackend(tiny[0], dtype="float32", device="cpu", batch_size=2)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+    ours = backend.generate(CHATS, params)
+    ref = hf.generate(CHATS, params)
+    for a, b in zip(ours, ref, strict=True):
+        assert a[0].text == b[0].text
+        assert a[0].completion_tokens == b[0].completion_tokens
+
+
+def test_samples_do_not_depend_on_batching(tiny, backend):
+    """Per-(seed, prompt, sample) RNGs: the same completions whether 1 or 4 sequences share a decode."""
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    params = SamplingParams(n=3, temperature=0.8, top_p=0.95, max_new_tokens=10, seed=7)
+    batched = backend.generate(CHATS, params)
+    single = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=1)
+    try:
+        alone = single.generate(CHATS, params)
+    finally:
+        single.close()
+    assert [[c.text for c in row] for row in batched] == [[c.text for c in row] for row in alone]
+    assert all(len(row) == 3 for row in batched)
+    # different samples of one prompt differ somewhere (they are not copies of one RNG stream)
+    assert len({c.text for row in batched for c in row}) > 1
+    again = backend.generate(CHATS, params)
+    assert [[c.text for c in row] for row in again] == [[c.text for c in row] for row in batched]
+
+
+def test_stop_strings_and_lengths(backend):
+    params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=7, seed=1)
+    outs = backend.generate(["def add(a, b):"], params)
+    for c in outs[0]:
+        assert c.completion_tokens <= 7
+        assert c.finish_reason in ("stop", "length")
+        assert c.prompt_tokens == len(backend.tokenize("def add(a, b):", add_special=True))
+    full = outs[0][0].text
+    if len(full) > 2:
+        stop = full[1:3]
+        cut = backend.generate(["def add(a, b):"], SamplingParams(n=1, temperature=1.0, top_p=1.0,
+                                                                   max_new_tokens=7, seed=1, stop=(stop,)))
+        assert cut[0][0].text == full[: full.find(stop)]
+        assert cut[0][0].finish_reason == "stop"
+
+
+def test_long_prompt_is_a_clear_error(backend):
+    with pytest.raises(ValueError, match="more than the context"):
+        backend.generate(["x " * 400], SamplingParams(max_new_tokens=4))
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    pytest.importorskip("llama_cpp")
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    with pytest.raises(FileNotFoundError, match="nope.gguf"):
+        LlamaCppBackend(tmp_path / "nope.gguf")
+
+
+# --- sampler ---------------------------------------------------------------------------------------------
+
+
+def test_sample_token_greedy_and_top_p():
+    logits = np.log(np.array([0.6, 0.3, 0.1], dtype=np.float32))
+    rng = np.random.default_rng(0)
+    assert sample_token(logits, 0.0, 0.95, rng) == 0
+    # top_p=0.5: token 0 alone crosses 0.5 -> only it; top_p=0.7: tokens 0 and 1 (1 crosses the threshold)
+    assert {sample_token(logits, 1.0, 0.5, rng) for _ in range(200)} == {0}
+    counts = Counter(sample_token(logits, 1.0, 0.7, rng) for _ in range(3000))
+    assert set(counts) == {0, 1}
+    assert abs(counts[0] / 3000 - 2 / 3) < 0.04
+
+
+def test_sample_token_full_distribution_on_large_vocab():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=50_000).astype(np.float32)  # flat: the nucleus needs the full-sort fallback
+    toks = [sample_token(logits, 0.8, 0.95, rng) for _ in range(50)]
+    assert len(set(toks)) > 40 and all(0 <= t < 50_000 for t in toks)
+
+
+# --- engine selection (no llama_cpp needed) --------------------------------------------------------------
+
+
+@pytest.fixture
+def llama_ok(monkeypatch):
+    monkeypatch.setattr(engine_select, "llama_cpp_available", lambda: (True, ""))
+
+
+def test_auto_uses_llamacpp_for_embedded(llama_ok):
+    assert engine_select.choose_backend({"id": "embedded", "backend": "auto"}) == "llamacpp"
+    assert engine_select.choose_backend({"id": "embedded"}) == "llamacpp"
+
+
+def test_auto_falls_back_to_hf_for_adapters_and_hf_folders(llama_ok, tmp_path):
+    backend, why = engine_select.choose_backend_with_reason({"id": "embedded", "adapter": "runs/sft/adapter"})
+    assert backend == "hf" and "adapter" in why
+    (tmp_path / "config.json").write_text("{}")
+    assert engine_select.choose_backend({"id": str(tmp_path)}) == "hf"
+    assert engine_select.choose_backend({"id": "Qwen/Qwen2.5-Coder-7B-Instruct"}) == "hf"
+
+
+def test_auto_falls_back_to_hf_without_llama_cpp(monkeypatch):
+    monkeypatch.setattr(engine_select, "llama_cpp_available", lambda: (False, "llama_cpp does not import"))
+    backend, why = engine_select.choose_backend_with_reason({"id": "embedded"})
+    assert backend == "hf" and "does not import" in why
+
+
+def test_gguf_paths_and_explicit_backends(llama_ok, tmp_path):
+    g = tmp_path / "m.gguf"
+    g.write_bytes(b"GGUF")
+    assert engine_select.choose_backend({"id": str(g)}) == "llamacpp"
+    assert engine_select.choose_backend({"id": str(tmp_path / "missing.gguf")}) == "hf"
+    assert engine_select.choose_backend({"id": "embedded", "backend": "hf"}) == "hf"
+    with pytest.raises(ValueError, match="model.backend"):
+        engine_select.choose_backend({"id": "embedded", "backend": "vllm-cpu"})
+
+
+def test_bf16_conversion_of_embedded_counts_as_embedded(llama_ok, tmp_path):
+    from selfdebug.generate.provision import GGUF_SHA256, MARKER
+
+    (tmp_path / MARKER).write_text(json.dumps({"gguf_sha256": GGUF_SHA256}))
+    assert engine_select.gguf_for({"id": str(tmp_path)})[0] == "embedded"
+
+
+# --- the real embedded model ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_embedded_render_and_tokens_match_hf():
+    pytest.importorskip("llama_cpp")
+    if not (EMBEDDED_GGUF.is_file() and EMBEDDED_HF.is_dir()):
+        pytest.skip("embedded model not provisioned")
+    from transformers import AutoTokenizer
+
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    tok = AutoTokenizer.from_pretrained(EMBEDDED_HF)
+    b = LlamaCppBackend(EMBEDDED_GGUF, n_ctx=512, n_parallel=1)
+    try:
+        for chat in [*CHATS, [{"role": "user", "content": "Ünïcode ✓ 日本語\n\tdef f(x):\n        return x**2"}]]:
+            text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+            assert b.render(chat) == text
+            assert b.tokenize(text) == tok(text, add_special_tokens=False)["input_ids"]
+        out = b.generate(CHATS[:1], SamplingParams(n=2, max_new_tokens=16))
+        assert all(c.completion_tokens > 0 for c in out[0])
+    finally:
+        b.close()

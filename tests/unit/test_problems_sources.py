@@ -1,0 +1,100 @@
+"""Benchmark file resolution: mirror, checksum errors, pinned-hash policy, download through a local server."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+
+from selfdebug.problems import sources
+from selfdebug.problems.sources import ChecksumError, SourceError, resolve
+
+MBPP_SHA = sources.SOURCES["mbpp"].sha256
+DATA = b'{"task_id": 1}\n'
+DATA_SHA = hashlib.sha256(DATA).hexdigest()
+
+
+def make_mirror(root: Path, content: bytes = DATA) -> Path:
+    (root / "mbpp").mkdir(parents=True)
+    (root / "mbpp" / "mbpp.jsonl").write_bytes(content)
+    return root
+
+
+def test_mirror_file_is_found_and_verified(tmp_path):
+    mirror = make_mirror(tmp_path / "m")
+    path = resolve("mbpp", mirror, sha256=DATA_SHA, allow_download=False)
+    assert path == mirror / "mbpp" / "mbpp.jsonl"
+
+
+def test_env_variable_names_the_mirror(tmp_path, monkeypatch):
+    mirror = make_mirror(tmp_path / "m")
+    monkeypatch.setenv(sources.ENV_MIRROR, str(mirror))
+    assert resolve("mbpp", sha256=DATA_SHA, allow_download=False) == mirror / "mbpp" / "mbpp.jsonl"
+
+
+def test_checksum_mismatch_names_file_and_both_hashes(tmp_path):
+    mirror = make_mirror(tmp_path / "m", b"tampered\n")
+    with pytest.raises(ChecksumError) as e:
+        resolve("mbpp", mirror, allow_download=False)
+    msg = str(e.value)
+    assert "mbpp.jsonl" in msg and MBPP_SHA in msg and hashlib.sha256(b"tampered\n").hexdigest() in msg
+
+
+def test_shared_mirror_passes_pinned_hashes():
+    mirror = sources.default_mirror()
+    if mirror is None or not (mirror / "mbpp" / "mbpp.jsonl").is_file():
+        pytest.skip("offline mirror not present")
+    for name in ("mbpp", "mbpp_sanitized", "humaneval_plus"):
+        assert resolve(name, mirror, allow_download=False).is_file()
+
+
+def test_unpinned_hash_is_an_explicit_error(tmp_path):
+    with pytest.raises(SourceError, match=r"mbpp_plus: no pinned SHA-256.*sha256="):
+        resolve("mbpp_plus", tmp_path)
+    with pytest.raises(SourceError, match="unknown benchmark file 'nope'; known:"):
+        resolve("nope", tmp_path)
+
+
+def test_missing_file_without_download_is_clear(tmp_path):
+    with pytest.raises(SourceError, match="not found in mirror"):
+        resolve("mbpp", tmp_path / "empty", cache_dir=tmp_path / "cache", allow_download=False)
+
+
+@pytest.fixture()
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "mbpp.jsonl").write_bytes(DATA)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_to_cache_then_reuse(tmp_path, server):
+    cache = tmp_path / "cache"
+    path = resolve("mbpp", tmp_path / "no-mirror", sha256=DATA_SHA, cache_dir=cache, url=f"{server}/mbpp.jsonl")
+    assert path == cache / "mbpp" / "mbpp.jsonl" and path.read_bytes() == DATA
+    # Second time: served from the cache (the URL is now wrong on purpose).
+    again = resolve("mbpp", tmp_path / "no-mirror", sha256=DATA_SHA, cache_dir=cache, url=f"{server}/gone")
+    assert again == path
+
+
+def test_download_with_wrong_hash_leaves_nothing(tmp_path, server):
+    cache = tmp_path / "cache"
+    with pytest.raises(ChecksumError, match=f"expected {MBPP_SHA}, actual {DATA_SHA}"):
+        resolve("mbpp", tmp_path / "no-mirror", cache_dir=cache, url=f"{server}/mbpp.jsonl")
+    assert list((cache / "mbpp").iterdir()) == []  # no partial or unverified file left behind
+
+
+def test_download_failure_is_a_source_error(tmp_path, server):
+    with pytest.raises(SourceError, match="download from .*/missing failed"):
+        resolve("mbpp", tmp_path / "no-mirror", cache_dir=tmp_path / "cache", url=f"{server}/missing")

@@ -1,0 +1,110 @@
+"""The evaluation protocol's bookkeeping, with a scripted backend and executor (no model, no sandbox)."""
+
+import pytest
+
+from selfdebug.evaluate.metrics import benchmark_metrics, compute_all
+from selfdebug.evaluate.protocol import GenerationRunner, evaluate_benchmark
+from selfdebug.generate.base import Completion
+from selfdebug.io import JsonlLog
+from selfdebug.problems.base import Problem, TestCase
+
+
+def problem(i):
+    return Problem(task_id=f"P{i}", benchmark="toy", prompt=f"Write f{i}.", entry_point=f"f{i}", style="full",
+                   reference="", tests=[TestCase(call=f"f{i}()", expected=i)])
+
+
+class ScriptedBackend:
+    """Initial answers are 'wrong' except for sample 0 of P0; a refinement fixes the code only when the
+    feedback was shown ('FIXME' in the chat), a resample is always wrong."""
+    name = "scripted"
+
+    def __init__(self):
+        self.calls = 0
+        self.prompts = 0
+
+    def generate(self, prompts, params):
+        self.calls += 1
+        self.prompts += len(prompts)
+        out = []
+        for chat in prompts:
+            last = chat[-1]["content"]
+            if "FIXME" in last:
+                text = "because\n```python\nRIGHT\n```"
+            else:
+                text = "```python\nWRONG\n```"
+            out.append([Completion(text=text if j else text.replace("WRONG", "FIRST"), prompt_tokens=5,
+                                   completion_tokens=3) for j in range(params.n)])
+        return out
+
+
+def execute(pairs):
+    out = []
+    for prog, p in pairs:
+        ok = "RIGHT" in prog or ("FIRST" in prog and p.task_id == "P0")
+        out.append({"passed": ok, "status": "passed" if ok else "wrong_answer", "feedback": "FIXME",
+                    "n_passed": int(ok), "n_total": 1})
+    return out
+
+
+def run(tmp_path, backend, rounds=2):
+    runner = GenerationRunner(backend=backend, cache=JsonlLog(tmp_path / "gen.jsonl"), model_tag="toy", chunk_size=3)
+    return evaluate_benchmark("toy", [problem(0), problem(1)], runner=runner, execute=execute, n_samples=3,
+                              temperature=0.8, top_p=0.95, max_new_tokens=8, refine_temperature=0.8,
+                              refine_max_new_tokens=8, rounds=rounds, matched_baseline=True)
+
+
+def test_protocol_refines_only_failures_and_counts(tmp_path):
+    records = run(tmp_path, ScriptedBackend())
+    init = [r for r in records if r["chain"] == "init"]
+    assert len(init) == 6 and sum(r["passed"] for r in init) == 1
+    for chain in ("refine", "explain_refine"):
+        r1 = [r for r in records if r["chain"] == chain and r["round"] == 1]
+        assert len(r1) == 5 and all(r["passed"] for r in r1)
+        assert not [r for r in records if r["chain"] == chain and r["round"] == 2]  # nothing left to fix
+    resample = [r for r in records if r["chain"] == "resample"]
+    # a fresh sample is right only for P0 (its first-sample answer), so round 2 resamples P1's three only
+    assert [(r["round"], r["task_id"], r["passed"]) for r in resample] == (
+        [(1, "P0", True)] * 2 + [(1, "P1", False)] * 3 + [(2, "P1", False)] * 3)
+    assert all(r["explanation"] == "because" for r in records if r["chain"] == "explain_refine")
+
+    m = benchmark_metrics(records, [1, 3], n_boot=100)
+    val = {(e["chain"], e["round"], e["k"]): e["value"] for e in m["pass_at_k"]}
+    assert val[("init", 0, 1)] == pytest.approx((1 / 3 + 0) / 2)
+    assert val[("init", 0, 3)] == pytest.approx(0.5)
+    assert val[("refine", 1, 1)] == pytest.approx(1.0)
+    assert val[("resample", 2, 1)] == pytest.approx(0.5)
+    rate = {(e["chain"], e["round"]): (e["fixed"], e["wrong"]) for e in m["success_rate"]}
+    assert rate[("refine", 1)] == (5, 5) and rate[("resample", 1)] == (2, 5)
+
+
+def test_rerun_asks_the_model_for_nothing(tmp_path):
+    first = run(tmp_path, ScriptedBackend())
+    again_backend = ScriptedBackend()
+    second = run(tmp_path, again_backend)
+    assert again_backend.prompts == 0
+    assert [r["passed"] for r in first] == [r["passed"] for r in second]
+
+
+def test_resume_after_a_partial_run(tmp_path):
+    class Dying(ScriptedBackend):
+        def generate(self, prompts, params):
+            if self.calls >= 2:
+                raise KeyboardInterrupt
+            return super().generate(prompts, params)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, Dying())
+    rest = ScriptedBackend()
+    records = run(tmp_path, rest)
+    assert 0 < rest.prompts < 2 + 5 * 3 + 5 * 3  # only what was missing
+    assert len([r for r in records if r["chain"] == "init"]) == 6
+
+
+def test_group_metrics_pool_problems_and_name_what_is_missing(tmp_path):
+    records = run(tmp_path, ScriptedBackend(), rounds=1)
+    other = [dict(r, benchmark="humaneval") for r in records]
+    allm = compute_all({"mbpp": [dict(r, benchmark="mbpp") for r in records], "humaneval": other}, [1], n_boot=50)
+    group = allm["groups"]["MBPP & HE"]
+    assert group["n_problems"] == 4 and group["missing"] == []
+    assert "MBPP+ & HE+" not in allm["groups"]
