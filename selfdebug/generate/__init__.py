@@ -14,14 +14,36 @@ from typing import Any
 from .base import Backend, Chat, Completion, Message, PromptLike, SamplingParams
 
 __all__ = [
-    "Backend", "Chat", "Completion", "Message", "PromptLike", "SamplingParams",
-    "BACKENDS", "make_backend", "choose_auto_backend",
+    "Backend",
+    "Chat",
+    "Completion",
+    "Message",
+    "PromptLike",
+    "SamplingParams",
+    "BACKENDS",
+    "make_backend",
+    "choose_auto_backend",
 ]
 
 BACKENDS = ("hf", "vllm", "openai", "llamacpp", "auto")
-_KNOWN_KEYS = {"id", "backend", "dtype", "batch_size", "chat_format", "device", "base_url", "api_key_env",
-               "api_key", "concurrency", "gpu_memory_utilization", "max_model_len", "gguf", "n_ctx", "n_threads",
-               "n_batch"}
+_KNOWN_KEYS = {
+    "id",
+    "backend",
+    "dtype",
+    "batch_size",
+    "chat_format",
+    "device",
+    "base_url",
+    "api_key_env",
+    "api_key",
+    "concurrency",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "gguf",
+    "n_ctx",
+    "n_threads",
+    "n_batch",
+}
 
 
 def _default_auto(model_cfg: dict) -> str:
@@ -101,5 +123,10 @@ def make_backend(model_cfg: dict) -> Backend:
         return VLLMBackend(model_path, dtype=cfg.get("dtype", "auto"), chat_format=chat_format, **kwargs)
     from .hf import HFBackend
 
-    return HFBackend(model_path, dtype=cfg.get("dtype", "auto"), device=cfg.get("device", "auto"),
-                     batch_size=int(cfg.get("batch_size", 8)), chat_format=chat_format)
+    return HFBackend(
+        model_path,
+        dtype=cfg.get("dtype", "auto"),
+        device=cfg.get("device", "auto"),
+        batch_size=int(cfg.get("batch_size", 8)),
+        chat_format=chat_format,
+    )

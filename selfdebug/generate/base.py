@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Union
+from typing import Protocol
 
 Message = dict[str, str]
 """``{"role": "system"|"user"|"assistant", "content": str}``"""
 Chat = list[Message]
-PromptLike = Union[Chat, str]
+PromptLike = Chat | str
 """A chat (rendered with the model's chat template, or the StarChat format for base models) or a raw
 prompt string (sent as is)."""
 

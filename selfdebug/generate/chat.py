@@ -23,7 +23,9 @@ def validate_chat(chat: Any, where: str = "chat") -> Chat:
         raise ValueError(f"{where}: a chat must be a non-empty list of messages, got {type(chat).__name__}")
     for i, m in enumerate(chat):
         if not isinstance(m, dict) or set(m) < {"role", "content"}:
-            raise ValueError(f"{where}[{i}]: a message must be a dict with 'role' and 'content', got {m!r:.80}")
+            raise ValueError(
+                f"{where}[{i}]: a message must be a dict with 'role' and 'content', got {m!r:.80}"
+            )
         if m["role"] not in _ROLES:
             raise ValueError(f"{where}[{i}]: role must be one of {_ROLES}, got {m['role']!r}")
         if not isinstance(m["content"], str):
@@ -77,7 +79,9 @@ def render_prompt(prompt: PromptLike, tokenizer: Any, chat_format: str = "auto")
     return render_chat(prompt, tokenizer, chat_format)
 
 
-def stop_strings(prompt: PromptLike, tokenizer: Any, chat_format: str, user_stop: tuple[str, ...]) -> tuple[str, ...]:
+def stop_strings(
+    prompt: PromptLike, tokenizer: Any, chat_format: str, user_stop: tuple[str, ...]
+) -> tuple[str, ...]:
     """Stop strings for one prompt: the caller's plus ``<|end|>`` for StarChat-rendered chats (a base
     model has no end-of-turn token, so the turn marker is the only reliable stop)."""
     if isinstance(prompt, str) or resolve_chat_format(tokenizer, chat_format) != "starchat":

@@ -84,8 +84,13 @@ class HFBackend:
             eos.append(self.tokenizer.eos_token_id)
         self.eos_ids = set(eos)
         self._torch = torch
-        log.info("hf backend: %s on %s (%s), loaded in %.1f s", self.model_id, self.device,
-                 self.model.dtype, self.load_seconds)
+        log.info(
+            "hf backend: %s on %s (%s), loaded in %.1f s",
+            self.model_id,
+            self.device,
+            self.model.dtype,
+            self.load_seconds,
+        )
 
     def _encode(self, prompt: PromptLike, text: str) -> list[int]:
         # Chat templates already contain any BOS; raw prompts get the tokenizer's usual specials.
@@ -100,7 +105,9 @@ class HFBackend:
             do_sample=not greedy,
             temperature=None if greedy else params.temperature,
             top_p=None if greedy else params.top_p,
-            top_k=None if greedy else 0,  # only top-p, the same semantics on every backend (HF's default is top_k=50)
+            top_k=None
+            if greedy
+            else 0,  # only top-p, the same semantics on every backend (HF's default is top_k=50)
             repetition_penalty=1.0,
             eos_token_id=sorted(self.eos_ids) or None,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -115,10 +122,12 @@ class HFBackend:
         ids = [self._encode(p, t) for p, t in zip(prompts, texts, strict=True)]
         stops = [stop_strings(p, self.tokenizer, self.chat_format, params.stop) for p in prompts]
         # One row per (prompt, sample); longest first so each batch holds similar lengths (less padding).
-        rows = sorted(((i, k) for i in range(len(prompts)) for k in range(params.n)),
-                      key=lambda r: (-len(ids[r[0]]), r[0], r[1]))
+        rows = sorted(
+            ((i, k) for i in range(len(prompts)) for k in range(params.n)),
+            key=lambda r: (-len(ids[r[0]]), r[0], r[1]),
+        )
         out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        batches = [rows[s:s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
+        batches = [rows[s : s + self.batch_size] for s in range(0, len(rows), self.batch_size)]
         new_tokens, t0 = 0, time.perf_counter()
         bar = tqdm(batches, desc=f"generate ({self.name})", unit="batch", disable=len(batches) < 2)
         for b, batch in enumerate(bar):
@@ -131,7 +140,7 @@ class HFBackend:
                 seqs = self.model.generate(
                     **enc, generation_config=self._gen_config(params, batch_stops), tokenizer=self.tokenizer
                 )
-            gen = seqs[:, enc["input_ids"].shape[1]:].tolist()
+            gen = seqs[:, enc["input_ids"].shape[1] :].tolist()
             for (i, k), toks in zip(batch, gen, strict=True):
                 c = self._completion(toks, len(ids[i]), stops[i], params.max_new_tokens)
                 new_tokens += c.completion_tokens
@@ -139,11 +148,18 @@ class HFBackend:
             rate = new_tokens / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(tok_s=f"{rate:.1f}")
         elapsed = time.perf_counter() - t0
-        log.info("hf: %d completions, %d new tokens in %.1f s (%.1f tok/s)", len(rows), new_tokens,
-                 elapsed, new_tokens / max(elapsed, 1e-9))
+        log.info(
+            "hf: %d completions, %d new tokens in %.1f s (%.1f tok/s)",
+            len(rows),
+            new_tokens,
+            elapsed,
+            new_tokens / max(elapsed, 1e-9),
+        )
         return out  # type: ignore[return-value]
 
-    def _completion(self, toks: list[int], prompt_len: int, stops: tuple[str, ...], max_new: int) -> Completion:
+    def _completion(
+        self, toks: list[int], prompt_len: int, stops: tuple[str, ...], max_new: int
+    ) -> Completion:
         pad = self.tokenizer.pad_token_id
         n = next((j for j, t in enumerate(toks) if t in self.eos_ids), None)
         hit_eos = n is not None
@@ -154,7 +170,9 @@ class HFBackend:
                 n -= 1
         text = self.tokenizer.decode(toks[:n], skip_special_tokens=False)
         text, hit_stop = truncate_at_stop(text, stops)
-        used = n + 1 if hit_eos else n  # the EOS token was generated too
+        # The EOS token counts as generated, unless the row ended on a stop string: then the "EOS" found
+        # is padding (Qwen pads with <|endoftext|>, one of its EOS ids).
+        used = n + 1 if hit_eos and not hit_stop else n
         finish = "stop" if hit_eos or hit_stop or used < max_new else "length"
         return Completion(text=text, prompt_tokens=prompt_len, completion_tokens=used, finish_reason=finish)
 

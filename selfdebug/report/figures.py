@@ -40,14 +40,14 @@ def selfdebug_bars(all_metrics: dict[str, Any], out: str | Path, title: str = ""
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.4), squeeze=False, sharey=True)
     hue_order = [a for a in PALETTE if a in set(df["approach"])]
-    for ax, k in zip(axes[0], ks):
+    for ax, k in zip(axes[0], ks, strict=False):
         sub = df[df["k"] == k]
         sns.barplot(data=sub, x="benchmark", y="value", hue="approach", hue_order=hue_order, palette=PALETTE,
                     ax=ax, errorbar=None)
         # error bars from the bootstrap CIs (seaborn's own would bootstrap over rows, not problems)
-        for container, approach in zip(ax.containers, hue_order):
+        for container, approach in zip(ax.containers, hue_order, strict=False):
             part = sub[sub["approach"] == approach].set_index("benchmark")
-            for bar, label in zip(container, [t.get_text() for t in ax.get_xticklabels()]):
+            for bar, label in zip(container, [t.get_text() for t in ax.get_xticklabels()], strict=False):
                 if label in part.index:
                     r = part.loc[label]
                     x = bar.get_x() + bar.get_width() / 2
@@ -71,7 +71,7 @@ def rounds_figure(all_metrics: dict[str, Any], out: str | Path, k: int = 1, titl
     scopes = list(dict.fromkeys(df["scope"]))
     sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes), 3.2), squeeze=False)
-    for ax, scope in zip(axes[0], scopes):
+    for ax, scope in zip(axes[0], scopes, strict=False):
         sub = df[df["scope"] == scope]
         for approach, part in sub.groupby("approach", sort=False):
             part = part.sort_values("round")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selfdebug.problems.base import Problem
-from selfdebug.sandbox.sandbox import Sandbox, suite_tests
+from selfdebug.sandbox.plan import suite_tests
+from selfdebug.sandbox.sandbox import Sandbox
 from selfdebug.sandbox.types import ExecResult, Job, outcome_counts
 
 log = logging.getLogger(__name__)

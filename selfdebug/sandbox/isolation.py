@@ -6,7 +6,8 @@ Levels, strongest first (every result names the one that ran; none of them is "u
                     unprivileged uid with no_new_privs; cgroup v1 memory and pids limits per worker; rlimits.
 ``root-ns``         the same without cgroups.
 ``user-ns``         no root: an unprivileged user namespace with PID, network and mount namespaces and
-                    rlimits; the candidate keeps the caller's uid (mapped to root inside the namespace).
+                    rlimits; the candidate keeps the caller's uid (mapped to root inside the namespace) with
+                    every capability dropped (it cannot unmount what hides the project, nor ptrace).
 ``rlimits``         no namespaces: own session, rlimits, a child subreaper that kills escaped processes,
                     sockets blocked in-process (an audit hook, which ``ctypes`` could bypass).
 """
@@ -20,6 +21,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 LEVELS = ("rlimits", "user-ns", "root-ns", "root-ns-cgroup")
@@ -35,6 +37,10 @@ HIDE_CANDIDATES = ("/root", "/home", "/work", "/farm", "/mnt", "/srv", "/media")
 _libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
+PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
+SECBIT_ALL_LOCKED_NOROOT = 0x2F  # NOROOT, NO_SETUID_FIXUP (both locked), KEEP_CAPS locked off
+SYSTEM_DIRS = {"/", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev", "/tmp", "/var",
+               "/opt", "/run", "/boot"}
 
 
 def _probe(cmd: list[str]) -> bool:
@@ -79,7 +85,8 @@ def describe(level: str, uid: int | None) -> str:
     parts = {"root-ns-cgroup": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, cgroup memory+pids, "
                                "rlimits, private tmpfs",
              "root-ns": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, rlimits, private tmpfs",
-             "user-ns": "user+pid+net+mount namespaces, no_new_privs, rlimits, private tmpfs",
+             "user-ns": "user+pid+net+mount namespaces, all capabilities dropped, no_new_privs, rlimits, "
+                        "private tmpfs",
              "rlimits": "own session, rlimits, subreaper, in-process socket block (weak: no namespaces)"}
     return f"{level}: " + parts[level].format(uid=uid)
 
@@ -112,12 +119,38 @@ def make_cgroups(name: str, memory_bytes: int, pids: int) -> list[str]:
     return made
 
 
-def remove_cgroups(dirs: list[str]) -> None:
+def remove_cgroups(dirs: list[str], wait_s: float = 3.0) -> None:
+    """Remove cgroups once their (killed) processes are gone; the namespace teardown takes a moment."""
+    deadline = time.monotonic() + wait_s
     for d in dirs:
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break  # left for remove_stale_cgroups of a later run
+                time.sleep(0.02)
+
+
+def remove_stale_cgroups(prefix: str = "selfdebug-sandbox-") -> None:
+    """Remove empty worker cgroups left by harness processes that no longer exist."""
+    for ctrl in ("memory", "pids"):
+        parent = current_cgroup(ctrl)
         try:
-            os.rmdir(d)
+            names = os.listdir(parent)
         except OSError:
-            pass  # still has processes for a moment; a leftover empty cgroup is harmless
+            continue
+        for name in names:
+            if name.startswith(prefix):
+                pid = name[len(prefix):].split("-")[0]
+                if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                    try:
+                        os.rmdir(parent / name)
+                    except OSError:
+                        pass
 
 
 # --- inside the namespace (fork server side) --------------------------------------------------------
@@ -136,10 +169,10 @@ def private_filesystem(keep: list[str], hide_extra: list[str]) -> list[str]:
     home and project directories (the repository, benchmark data, other users), re-binding read-only the
     paths the interpreter needs (``keep``). Returns what was hidden."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for d in WORLD_WRITABLE:
-        if os.path.isdir(d) and not os.path.islink(d):
-            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
-    hide = sorted({os.path.realpath(p) for p in (*HIDE_CANDIDATES, *hide_extra) if os.path.isdir(p)})
+    for d in private_scratch_dirs():
+        _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+    hide = sorted({os.path.realpath(p) for p in (*HIDE_CANDIDATES, *hide_extra) if os.path.isdir(p)}
+                  - SYSTEM_DIRS)
     hide = [h for h in hide if not any(h != o and h.startswith(o + "/") for o in hide)]
     keep = sorted({os.path.realpath(k) for k in keep if os.path.isdir(k)})
     staged = []
@@ -158,6 +191,11 @@ def private_filesystem(keep: list[str], hide_extra: list[str]) -> list[str]:
         _mount(None, k, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
     os.chmod("/tmp/.keep", 0o700)
     return hide
+
+
+def private_scratch_dirs() -> list[str]:
+    """The world-writable directories that get a private tmpfs (and are emptied after every job)."""
+    return [d for d in WORLD_WRITABLE if os.path.isdir(d) and not os.path.islink(d)]
 
 
 def join_cgroups(dirs: list[str]) -> None:
@@ -202,10 +240,35 @@ def confine_child(level: str, uid: int | None, limits: dict[str, int]) -> None:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    elif level == "user-ns":  # uid 0 of the namespace is the only uid mapped: drop its capabilities instead
+        drop_capabilities()
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise OSError("prctl(NO_NEW_PRIVS) failed")
     if level == "rlimits":
         _block_sockets()
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """Lose every capability for good: namespace-root then cannot unmount the hiding tmpfs, ptrace the fork
+    server, or override file permissions; securebits stop ``execve`` from giving root its caps back."""
+    if _libc.prctl(PR_SET_SECUREBITS, SECBIT_ALL_LOCKED_NOROOT, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECUREBITS) failed")
+    for cap in range(64):
+        if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    header = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (_CapData * 2)()
+    if _libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
 
 
 def _block_sockets() -> None:

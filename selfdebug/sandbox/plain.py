@@ -16,6 +16,7 @@ _DICT_LIKE = (collections.Counter, collections.OrderedDict, collections.defaultd
 read with the builtin ``dict.items``, so a patched method cannot change what leaves the sandbox."""
 
 MAX_DEPTH = 100
+_EXACT = 1 << 53
 
 
 class NotPlain(TypeError):
@@ -36,18 +37,14 @@ def encode(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
     if depth > MAX_DEPTH:
         raise NotPlain("value nested too deeply (or cyclic)")
     t = type(value)
-    if value is None:
-        return ["N"]
-    if t is bool:
-        return ["B", value]
+    # compact forms for the common scalars: JSON null/true/false, strings, floats (repr round-trips exactly;
+    # Python's JSON writes inf/nan as Infinity/NaN and reads them back), and ints that JSON keeps exact
+    if value is None or t is bool or t is str or t is float:
+        return value
     if t is int:
-        return ["i", hex(value)]  # hex is not subject to the int->str digit limit
-    if t is float:
-        return ["F", value.hex()]
+        return value if -_EXACT < value < _EXACT else ["i", hex(value)]  # hex: no int->str digit limit
     if t is complex:
         return ["c", value.real.hex(), value.imag.hex()]
-    if t is str:
-        return ["S", value]
     if t is bytes:
         return ["b", value.hex()]
     if t is list or t is tuple or t is set or t is frozenset:
@@ -60,7 +57,10 @@ def encode(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
 
 def decode(node: Any, depth: int = 0) -> Any:
     """Inverse of ``encode`` for untrusted input; raises ``ValueError`` on anything malformed."""
-    if depth > MAX_DEPTH + 1 or type(node) is not list or not node or type(node[0]) is not str:
+    t = type(node)
+    if node is None or t is bool or t is str or t is int or t is float:
+        return node
+    if depth > MAX_DEPTH + 1 or t is not list or not node or type(node[0]) is not str:
         raise ValueError("malformed value")
     tag = node[0]
     try:
@@ -95,11 +95,15 @@ def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
             return bool(actual == expected)
         except RecursionError:
             return False
-    if isinstance(actual, (int, float)) and isinstance(expected, (int, float)) \
-            and not isinstance(actual, bool) and not isinstance(expected, bool):
-        if math.isnan(expected) and isinstance(actual, float):
-            return math.isnan(actual)
-        return abs(actual - expected) <= atol or actual == expected
+    if type(actual) in (int, float) and type(expected) in (int, float):
+        if type(actual) is int and type(expected) is int:
+            return actual == expected  # tolerance is for floats; huge ints do not fit in one
+        try:
+            if math.isnan(expected) and type(actual) is float:
+                return math.isnan(actual)
+            return actual == expected or abs(actual - expected) <= atol
+        except OverflowError:
+            return False
     if type(actual) in (list, tuple) and type(expected) in (list, tuple):
         return type(actual) is type(expected) and len(actual) == len(expected) and all(
             equal(a, e, atol) for a, e in zip(actual, expected, strict=True))

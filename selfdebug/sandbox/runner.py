@@ -25,13 +25,27 @@ SECRET_FD = 4
 _pending: list[str] = []
 
 
+def _send_value(i: int, enc: Any, t: float, flush: bool = True) -> None:
+    """A value travels as a header line and then one payload line, which the fork server forwards without
+    parsing (values can be tens of MB; parsing them there would cost time and memory)."""
+    _pending.append(json.dumps({"ev": "value", "i": i, "t": t}, separators=(",", ":")))
+    _send_raw(json.dumps(enc, separators=(",", ":")), flush)
+
+
+def _send_raw(line: str, flush: bool) -> None:
+    _pending.append(line)
+    if flush:
+        _flush()
+
+
 def _send(obj: dict[str, Any], flush: bool = True) -> None:
     """Queue an event; write the queue out when ``flush``. Results are queued and go out together with the
     next ``start`` (one write, one wake-up of the fork server per test), whose arrival time is what the
     fork server's per-test deadline is measured from."""
-    _pending.append(json.dumps(obj, separators=(",", ":")))
-    if not flush:
-        return
+    _send_raw(json.dumps(obj, separators=(",", ":")), flush)
+
+
+def _flush() -> None:
     data = ("\n".join(_pending) + "\n").encode()
     _pending.clear()
     view = memoryview(data)
@@ -102,7 +116,7 @@ def _run_structured(req: dict[str, Any]) -> None:
                 _send({"ev": "error", "i": i, "error": "returned value nested too deeply", "kind": "nonplain"},
                       flush=False)
                 continue
-            _send({"ev": "value", "i": i, "v": enc, "t": t}, flush=False)
+            _send_value(i, enc, t, flush=False)
         except BaseException as e:  # noqa: BLE001
             _send({"ev": "error", "i": i, "error": _describe(e), "kind": _kind(e)}, flush=False)
             if req.get("stop"):
@@ -123,6 +137,8 @@ def _run_stdout(req: dict[str, Any]) -> None:
         if pid == 0:
             code = 0
             try:
+                os.close(RESULT_FD)  # the program needs neither channel
+                os.close(SECRET_FD)
                 fd = os.open(inp, os.O_RDONLY)
                 os.dup2(fd, 0)
                 fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -153,7 +169,7 @@ def _run_stdout(req: dict[str, Any]) -> None:
         else:
             with open(out, "rb") as f:
                 text = f.read(req["max_value_bytes"] + 1).decode("utf-8", "replace")
-            _send({"ev": "value", "i": i, "v": ["S", text], "t": time.perf_counter() - t0})
+            _send_value(i, text, time.perf_counter() - t0)
 
 
 class _PlainWrapper:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import secrets
 import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 try:
@@ -18,47 +21,24 @@ except ImportError:  # the sandbox itself must run without it (e.g. a bare syste
         return it
 
 from selfdebug.problems.base import Problem, TestCase
-from selfdebug.sandbox import isolation, plain
+from selfdebug.sandbox import isolation
+from selfdebug.sandbox.plan import Prepared, Reference, mode_of, suite_tests, time_limits
 from selfdebug.sandbox.types import ExecResult, Job, SandboxConfig
-from selfdebug.sandbox.verdict import build_result
+from selfdebug.sandbox.verdict import build_result, value_of
 from selfdebug.sandbox.worker import Worker, WorkerError
 
 log = logging.getLogger(__name__)
+PIPELINE_DEPTH = 2
+"""Jobs queued on each fork server at once."""
+PIPELINE_MAX_BYTES = 16 << 10
+"""Larger requests wait for an idle fork server (two queued must fit in a 64 KiB pipe)."""
 OUTER_SLACK_S = 10.0
 """How much longer than a job's own bound the harness waits before killing the worker."""
+REFERENCE_RUN_CAP_S = 600.0
 
 
 class SandboxUnavailable(RuntimeError):
     """The machine allows less isolation than ``SandboxConfig.require_isolation`` asks for."""
-
-
-@dataclass
-class _Reference:
-    values: list[Any] = field(default_factory=list)
-    times: list[float | None] = field(default_factory=list)
-    errors: dict[int, str] = field(default_factory=dict)
-    total_s: float | None = None
-
-
-def suite_tests(problem: Problem, suite: str) -> list[TestCase]:
-    if suite == "base":
-        return list(problem.tests)
-    if suite == "plus":
-        return list(problem.plus_tests) or list(problem.tests)
-    if suite == "all":
-        return list(problem.tests) + list(problem.plus_tests)
-    raise ValueError(f"unknown suite {suite!r} (expected base, plus or all)")
-
-
-def _mode(problem: Problem, tests: list[TestCase]) -> str:
-    if not tests:
-        if problem.test_script:
-            return "script"
-        raise ValueError(f"problem {problem.task_id} has neither tests nor a test script")
-    kinds = {t.comparison == "stdout" for t in tests}
-    if len(kinds) > 1:
-        raise ValueError(f"problem {problem.task_id} mixes stdout tests with call tests")
-    return "stdout" if kinds == {True} else "structured"
 
 
 class Sandbox:
@@ -79,7 +59,7 @@ class Sandbox:
         if self.level == "rlimits":
             log.warning("sandbox: no namespaces available; running at the weakest level (%s)",
                         isolation.describe(self.level, None))
-        self._refs: dict[str, _Reference] = {}
+        self._refs: dict[str, Reference] = {}
         self._ref_lock = threading.Lock()
         self._pool: queue.Queue[Worker] = queue.Queue()
         self._workers: list[Worker] = []
@@ -90,8 +70,13 @@ class Sandbox:
         if self._started:
             return self
         cfg = self.cfg
-        conf = {"keep": isolation.interpreter_paths(), "hide": [], "preload": list(cfg.preload_modules)}
+        # also hide the project itself and wherever the harness runs from (they may hold data or secrets)
+        repo = str(Path(__file__).resolve().parents[2])
+        conf = {"keep": isolation.interpreter_paths(), "hide": [repo, os.getcwd()],
+                "preload": list(cfg.preload_modules)}
         mem = (cfg.memory_mb + 512) * (1 << 20) + 256 * (1 << 20)
+        if self.level == "root-ns-cgroup":
+            isolation.remove_stale_cgroups()
         workers = [Worker(i, self.level, conf, mem, cfg.max_processes + 16) for i in range(cfg.workers)]
         with ThreadPoolExecutor(len(workers)) as ex:
             list(ex.map(lambda w: w.start(), workers))
@@ -130,6 +115,7 @@ class Sandbox:
                 not in problem.test_script,
                 "test_limits": limits, "run_timeout": cfg.run_timeout_s, "memory_mb": cfg.memory_mb,
                 "max_output_bytes": cfg.max_output_bytes, "max_open_files": cfg.max_open_files,
+                "max_value_bytes": cfg.max_value_bytes, "max_result_bytes": cfg.max_result_bytes,
                 "max_processes": cfg.max_processes, "stop": stop, "secret": secret}
 
     def _call(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -139,7 +125,7 @@ class Sandbox:
         try:
             for attempt in range(2):
                 try:
-                    return worker.request(req, self.cfg.run_timeout_s + OUTER_SLACK_S)
+                    return worker.request(req, float(req["run_timeout"]) + OUTER_SLACK_S)
                 except WorkerError as e:
                     if not e.died or attempt == 1:
                         return {"sandbox_error": str(e)}
@@ -149,31 +135,35 @@ class Sandbox:
         finally:
             self._pool.put(worker)
 
-    def reference(self, problem: Problem) -> _Reference:
+    def reference(self, problem: Problem) -> Reference:
         """Run the reference once per problem (cached): expected values and per-test times."""
         with self._ref_lock:
             if problem.task_id in self._refs:
                 return self._refs[problem.task_id]
-        ref = _Reference()
+        ref = Reference()
         tests = suite_tests(problem, "all")
         if problem.reference:
-            mode = _mode(problem, tests)
+            mode = mode_of(problem, tests)
             n = max(len(tests), 1)
             req = self._request(problem.reference, problem, tests, mode, [self.cfg.per_test_timeout_cap_s] * n,
                                 False, secrets.token_hex(16))
+            # the reference is trusted and runs every test of every suite: a longer bound than a candidate
+            req["run_timeout"] = max(self.cfg.run_timeout_s, min(REFERENCE_RUN_CAP_S,
+                                                                 n * self.cfg.per_test_timeout_cap_s))
             reply = self._call(req)
             events = {e.get("i"): e for e in reply.get("events", []) if e.get("ev") in
                       ("value", "error", "signal", "script_ok")}
-            # the reference is trusted code, so its own fine-grained timing ("t") is used when present
-            ref.times = [float(events[i].get("t", events[i]["dur"])) if i in events else None
+            # what the deadline measures (the fork server's clock: the call, serialising its value, sending
+            # it), and at least the reference's own timing of the call
+            ref.times = [max(float(events[i].get("t", 0.0)), float(events[i]["dur"])) if i in events else None
                          for i in range(n)]
             for i in range(len(tests)):
                 ev = events.get(i)
                 if ev is not None and ev.get("ev") == "value":
                     try:
-                        ref.values.append(plain.decode(ev["v"]))
+                        ref.values.append(value_of(reply, ev))
                         continue
-                    except ValueError as e:
+                    except (ValueError, RecursionError) as e:
                         ref.errors[i] = str(e)
                 else:
                     ref.errors[i] = str((ev or {}).get("error") or reply.get("sandbox_error") or
@@ -185,33 +175,24 @@ class Sandbox:
             self._refs[problem.task_id] = ref
         return ref
 
-    def _limits(self, n: int, times: list[float | None]) -> list[float]:
-        c = self.cfg
-        out = []
-        for i in range(n):
-            t = times[i] if i < len(times) else None
-            limit = c.timeout_floor_s + c.timeout_factor * t if t is not None else c.timeout_floor_s
-            out.append(min(c.per_test_timeout_cap_s, limit))
-        return out
-
-    def run_job(self, job: Job) -> ExecResult:
-        t0 = time.monotonic()
+    def _prepare(self, job: Job) -> Prepared | ExecResult:
+        """Everything about a job that the harness knows before running it (expected values stay here)."""
         problem = job.problem
         try:
             tests = suite_tests(problem, job.suite)
-            mode = _mode(problem, tests)
+            mode = mode_of(problem, tests)
         except ValueError as e:
             return ExecResult(status="sandbox_error", passed=False, n_passed=0, n_total=0, feedback=str(e),
                               isolation=self.isolation, task_id=problem.task_id)
         needs_ref = any(t.expected_from == "reference" for t in tests)
         timed = bool(problem.reference) and self.cfg.timeout_factor > 0
-        ref = self.reference(problem) if (timed or needs_ref) else _Reference()
+        ref = self.reference(problem) if (timed or needs_ref) else Reference()
         offset = len(problem.tests) if (job.suite == "plus" and problem.plus_tests) else 0
         times = ref.times[offset:offset + len(tests)] if mode != "script" else ref.times[:1]
-        n = len(tests) if mode != "script" else 1
-        limits = self._limits(n, times)
+        limits = time_limits(self.cfg, len(tests) if mode != "script" else 1, times)
         expected, ref_errors = [], {}
-        for i, t in enumerate(tests if mode != "script" else [TestCase(call="test script")]):
+        shown = tests if mode != "script" else [TestCase(call="test script", source=problem.test_script)]
+        for i, t in enumerate(shown):
             if t.expected_from == "reference":
                 j = offset + i
                 if j in ref.errors or j >= len(ref.values):
@@ -222,18 +203,93 @@ class Sandbox:
             else:
                 expected.append(t.expected)
         secret = secrets.token_hex(16)
-        program = job.program
-        req = self._request(program, problem, tests, mode, limits, job.stop_at_first_failure, secret)
-        reply = self._call(req)
-        shown = tests if mode != "script" else [TestCase(call="test script", source=problem.test_script)]
-        result = build_result(reply, shown, expected, limits, secret, mode, ref_errors)
+        req = self._request(job.program, problem, tests, mode, limits, job.stop_at_first_failure, secret)
+        return Prepared(job, req, shown, expected, limits, secret, mode, ref_errors, ref.total_s)
+
+    def _finish(self, prep: Prepared, reply: dict[str, Any], waited_s: float) -> ExecResult:
+        try:
+            result = build_result(reply, prep.shown, prep.expected, prep.limits, prep.secret, prep.mode,
+                                  prep.ref_errors)
+        except Exception as e:  # noqa: BLE001 - a harness bug is reported as such, never as the model's
+            log.exception("sandbox: could not build the result of %s", prep.job.problem.task_id)
+            result = ExecResult(status="sandbox_error", passed=False, n_passed=0, n_total=len(prep.shown),
+                                feedback=f"sandbox failure: harness error {type(e).__name__}: {e}")
         result.isolation = self.isolation
-        result.trust = "script" if mode == "script" else "structured"
-        result.duration_s = time.monotonic() - t0
-        result.time_limit_s = max(limits) if limits else 0.0
-        result.task_id = problem.task_id
-        result.reference_time_s = ref.total_s
+        result.trust = "script" if prep.mode == "script" else "structured"
+        elapsed = reply.get("elapsed")
+        result.duration_s = float(elapsed) if isinstance(elapsed, (int, float)) else waited_s
+        result.time_limit_s = max(prep.limits) if prep.limits else 0.0
+        result.task_id = prep.job.problem.task_id
+        result.reference_time_s = prep.ref_total_s
         return result
+
+    def run_job(self, job: Job) -> ExecResult:
+        prep = self._prepare(job)
+        if isinstance(prep, ExecResult):
+            return prep
+        t0 = time.monotonic()
+        reply = self._call(prep.req)
+        return self._finish(prep, reply, time.monotonic() - t0)
+
+    def _drive(self, todo: deque[tuple[int, Job]], lock: threading.Lock, results: list[ExecResult | None],
+               bar: Any) -> None:
+        """One worker's loop: keep ``PIPELINE_DEPTH`` jobs queued on its fork server, so it starts the next
+        job the moment one ends instead of waiting for the harness (hides wake-up latency)."""
+        worker = self._pool.get()
+        inflight: deque[tuple[int, Prepared, bool]] = deque()
+        held: tuple[int, Prepared, bytes] | None = None
+        bound = self.cfg.run_timeout_s + OUTER_SLACK_S
+        try:
+            while True:
+                while len(inflight) < PIPELINE_DEPTH:
+                    if held is None:
+                        with lock:
+                            item = todo.popleft() if todo else None
+                        if item is None:
+                            break
+                        prep = self._prepare(item[1])
+                        if isinstance(prep, ExecResult):
+                            results[item[0]] = prep
+                            bar.update()
+                            continue
+                        held = (item[0], prep, (json.dumps(prep.req) + "\n").encode())
+                    idx, prep, data = held
+                    if inflight and len(data) > PIPELINE_MAX_BYTES:
+                        # only small requests are queued behind a running job: they always fit in the pipe,
+                        # so the harness never blocks writing while the fork server blocks writing its reply
+                        break
+                    held = None
+                    try:
+                        worker.send(data)
+                    except WorkerError as e:
+                        results[idx] = self._finish(prep, {"sandbox_error": str(e)}, 0.0)
+                        bar.update()
+                        continue
+                    inflight.append((idx, prep, False))
+                if not inflight:
+                    return
+                idx, prep, retried = inflight.popleft()
+                t0 = time.monotonic()
+                try:
+                    reply = worker.receive(bound)
+                except WorkerError as e:
+                    # the worker was restarted: jobs queued behind this one were lost, so queue them again
+                    with lock:
+                        for lost_idx, lost, _ in reversed(inflight):
+                            todo.appendleft((lost_idx, lost.job))
+                    inflight.clear()
+                    if e.died and not retried:  # a worker death is the sandbox's failure: retry once
+                        try:
+                            worker.send(prep.req)
+                            inflight.append((idx, prep, True))
+                            continue
+                        except WorkerError as e2:
+                            e = e2
+                    reply = {"sandbox_error": str(e)}
+                results[idx] = self._finish(prep, reply, time.monotonic() - t0)
+                bar.update()
+        finally:
+            self._pool.put(worker)
 
     def run(self, jobs: list[Job], progress: bool = False) -> list[ExecResult]:
         """Run jobs in parallel on the warm workers; results come back in the order of ``jobs``."""
@@ -246,5 +302,15 @@ class Sandbox:
         with ThreadPoolExecutor(self.cfg.workers) as ex:
             list(tqdm(ex.map(self.reference, probs.values()), total=len(probs), disable=not progress,
                       desc="sandbox references"))
-            return list(tqdm(ex.map(self.run_job, jobs), total=len(jobs), disable=not progress,
-                             desc="sandbox"))
+        results: list[ExecResult | None] = [None] * len(jobs)
+        todo = deque(enumerate(jobs))
+        lock = threading.Lock()
+        bar = tqdm(total=len(jobs), disable=not progress, desc="sandbox")
+        with ThreadPoolExecutor(self.cfg.workers) as ex:
+            for f in [ex.submit(self._drive, todo, lock, results, bar) for _ in range(self.cfg.workers)]:
+                f.result()
+        bar.close()
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # cannot happen unless a driver crashed; never drop a job silently
+            raise RuntimeError(f"sandbox lost jobs {missing[:10]}")
+        return [r for r in results if r is not None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,10 +19,15 @@ STATUSES: tuple[str, ...] = (
 # sandbox failure always wins: it must never be reported as a model failure.
 
 
+def _default_workers() -> int:
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
 @dataclass
 class SandboxConfig:
-    workers: int = 2
-    """Warm fork servers running jobs in parallel (one job each at a time)."""
+    workers: int = field(default_factory=_default_workers)
+    """Warm fork servers, each running one job at a time. Two per core by default: a worker spends part of
+    each job waiting on pipes and wake-ups, which a second one per core fills."""
     timeout_floor_s: float = 1.0
     timeout_factor: float = 4.0
     """Per-test limit = clamp(floor + factor * reference time of that test, floor, cap) (evalplus style)."""
@@ -31,7 +37,11 @@ class SandboxConfig:
     memory_mb: int = 1024
     """Address space granted on top of the warm interpreter's own size."""
     max_output_bytes: int = 1 << 20
-    """Cap on the candidate's stdout+stderr (and any file it writes), and on one returned value."""
+    """Cap on the candidate's stdout+stderr and on any file it writes (RLIMIT_FSIZE)."""
+    max_value_bytes: int = 32 << 20
+    """Cap on one returned value, serialised (HumanEval+ has tests returning million-element lists)."""
+    max_result_bytes: int = 256 << 20
+    """Cap on everything one job sends back (all its values together)."""
     max_processes: int = 32
     max_open_files: int = 64
     require_isolation: str = "rlimits"
@@ -55,7 +65,14 @@ class Job:
 
 
 def _short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    """A truncated repr that cannot fail (huge ints exceed Python's int-to-str digit limit)."""
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except ValueError:
+        text = f"<int with about {int(value.bit_length() * 0.30103) + 1} digits>" if isinstance(value, int) \
+            else f"<{type(value).__name__} without a repr>"
+    except Exception as e:  # noqa: BLE001 - only trusted builtins reach here, but never crash the harness
+        text = f"<{type(value).__name__}: repr failed ({type(e).__name__})>"
     return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
 

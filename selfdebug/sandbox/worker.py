@@ -21,7 +21,8 @@ from typing import Any
 from selfdebug.sandbox import isolation
 
 log = logging.getLogger(__name__)
-MAX_REPLY_BYTES = 64 << 20
+MAX_REPLY_BYTES = 1 << 30
+"""A reply carries at most ``max_result_bytes`` of values, re-encoded; beyond this the worker is broken."""
 
 
 class WorkerError(RuntimeError):
@@ -65,22 +66,31 @@ class Worker:
                "PYTHONPATH": os.pathsep.join([repo, *site.getsitepackages()])}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True, env=env, cwd="/")
-        hello = self._read_line(time.monotonic() + 60)
+        hello = json.loads(self._read_line(time.monotonic() + 60))
         if not hello.get("ready"):
             self.kill()
             raise WorkerError(f"worker {self.index} failed to start at level {self.level}: {hello.get('error')}")
 
-    def _read_line(self, deadline: float) -> dict[str, Any]:
-        """The next reply line; replies to pipelined requests may arrive together, so the rest is kept."""
+    def _read_reply(self, deadline: float) -> dict[str, Any]:
+        """A reply: a JSON header line, then ``n_payloads`` raw value lines (kept as bytes, parsed later)."""
+        reply = json.loads(self._read_line(deadline))
+        n = reply.get("n_payloads", 0)
+        reply["payloads"] = [self._read_line(deadline) for _ in range(n if isinstance(n, int) else 0)]
+        return reply
+
+    def _read_line(self, deadline: float) -> bytes:
+        """The next line; replies to pipelined requests may arrive together, so the rest is kept."""
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         buf = self._buf
+        scanned = 0  # bytes already known to hold no newline (a long reply arrives in many chunks)
         while True:
-            cut = buf.find(b"\n")
+            cut = buf.find(b"\n", scanned)
             if cut >= 0:
                 line = bytes(buf[:cut])
                 del buf[: cut + 1]
-                return json.loads(line)
+                return line
+            scanned = len(buf)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise WorkerError(f"worker {self.index} gave no answer within its bound")
@@ -94,13 +104,15 @@ class Worker:
             if len(buf) > MAX_REPLY_BYTES:
                 raise WorkerError(f"worker {self.index} reply too large")
 
-    def send(self, req: dict[str, Any]) -> None:
-        """Queue one job on the fork server (it runs them in order); restarts a dead worker first."""
+    def send(self, req: dict[str, Any] | bytes) -> None:
+        """Queue one job (a request, or its encoded line) on the fork server, which runs them in order;
+        restarts a dead worker first."""
         if self.proc is None or self.proc.poll() is not None:
             self.restart()
         assert self.proc is not None and self.proc.stdin is not None
+        data = req if isinstance(req, bytes) else (json.dumps(req) + "\n").encode()
         try:
-            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
         except OSError as e:
             self._fail(e)
@@ -110,7 +122,7 @@ class Worker:
         """The reply to the oldest queued job, within ``bound_s``; on failure the worker is restarted (its
         queued jobs are lost) and ``WorkerError`` raised."""
         try:
-            return self._read_line(time.monotonic() + bound_s)
+            return self._read_reply(time.monotonic() + bound_s)
         except (WorkerError, OSError, ValueError) as e:
             self._fail(e)
             raise WorkerError(str(e), died=getattr(e, "died", isinstance(e, OSError))) from None

@@ -184,3 +184,77 @@ def test_weaker_levels_still_decide_correctly(level: str, tmp_path: Path) -> Non
     assert res[3].passed  # its daemon is killed by the subreaper / PID namespace, or the job is a sandbox_error
     if level != "rlimits":  # a private /tmp; at the weakest level /tmp is shared (documented)
         assert not (tmp_path / "x").exists()
+        probe = ("import ctypes, os\ndef probe():\n    libc = ctypes.CDLL(None)\n    got = []\n"
+                 f"    for d in (b'/work', b'/root', b'/home', b'/tmp', {str(REPO).encode()!r}):\n"
+                 "        if libc.umount2(d, 2) == 0: got.append(d.decode())\n"
+                 "    if libc.mount(b'x', b'/usr', b'tmpfs', 0, None) == 0: got.append('mount')\n"
+                 "    return got or None\n")
+        pp = Problem(task_id="t/probe", benchmark="t", prompt="", entry_point="probe", style="full",
+                     reference="", tests=[TestCase("probe()", None)])
+        with Sandbox(cfg) as box:
+            r = box.run([Job(probe, pp)])[0]
+        assert r.passed, f"{level}: {r.feedback} {r.tests[0].actual}"
+
+
+def test_worker_death_mid_batch_loses_nothing() -> None:
+    """Fork servers killed while jobs are queued on them: every job still gets a result, and none of them
+    is reported as the model's failure."""
+    import threading
+    import time
+
+    p = fn_problem([TestCase("f(1)", 1)])
+    jobs = [Job("import time\ndef f(x):\n    time.sleep(0.1)\n    return x\n", p) for _ in range(16)]
+    with Sandbox(SandboxConfig(workers=2, timeout_floor_s=2.0, run_timeout_s=5.0)) as box:
+        box.start()
+
+        def kill_soon() -> None:
+            time.sleep(0.35)
+            for w in list(box._workers):
+                if w.proc is not None:
+                    os.killpg(w.proc.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_soon)
+        killer.start()
+        results = box.run(jobs)
+        killer.join()
+    assert len(results) == 16
+    assert all(r.status in ("passed", "sandbox_error") for r in results), [r.status for r in results]
+    assert sum(r.passed for r in results) >= 14  # a death costs at most a retry, not the job
+
+
+def test_no_state_leaks_between_jobs(sb: Sandbox) -> None:
+    """A job's files in the shared scratch directories are gone before the next job on any worker."""
+    p = fn_problem([TestCase("f()", None)])
+    plant = ("import os\ndef f():\n    for d in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+             "        try:\n            open(os.path.join(d, 'planted'), 'w').write('x')\n"
+             "        except OSError:\n            pass\n    open('here', 'w').write('x')\n    return None\n")
+    look = ("import os\ndef f():\n    found = [d for d in ('/tmp', '/var/tmp', '/dev/shm') "
+            "if os.path.exists(os.path.join(d, 'planted'))]\n"
+            "    found += [n for n in os.listdir('.') if not n.startswith('.')]\n    return found or None\n")
+    results = sb.run([Job(plant, p)] * 4 + [Job(look, p)] * 4)
+    assert all(r.passed for r in results), [(r.feedback, r.tests[0].actual) for r in results]
+
+
+def test_large_requests_and_replies_do_not_deadlock() -> None:
+    """Jobs whose request and reply each exceed a pipe's buffer, queued back to back on one worker."""
+    import threading
+
+    tests = [TestCase(f"f({i}, {'x' * 20!r})", [i, "x" * 20]) for i in range(3000)]
+    big, small = fn_problem(tests), fn_problem([TestCase("f(1, 2)", 0)])
+    jobs = [Job("def f(i, s):\n    return [i, s]\n", big)] * 4 + [Job("def f(i, s):\n    return 0\n", small)] * 4
+    out: list = []
+    with Sandbox(SandboxConfig(workers=1, timeout_floor_s=2.0, run_timeout_s=20.0)) as box:
+        t = threading.Thread(target=lambda: out.extend(box.run(jobs)), daemon=True)
+        t.start()
+        t.join(60)
+        hung = t.is_alive()
+    assert not hung, "harness and fork server deadlocked on their pipes"
+    assert [r.passed for r in out] == [True] * 8
+    assert out[0].n_total == 3000
+
+
+def test_huge_values_do_not_crash_the_harness(sb: Sandbox) -> None:
+    p = fn_problem([TestCase("f()", 10 ** 5000), TestCase("[f()]", [10 ** 5000 + 1])])
+    r = run1(sb, "def f():\n    return 10 ** 5000\n", p)
+    assert r.status == "wrong_answer" and r.n_passed == 1
+    assert "digits" in r.tests[0].expected or "repr" in r.tests[0].expected

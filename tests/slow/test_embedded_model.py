@@ -35,8 +35,13 @@ def test_provisioned_folder_records_the_gguf_hash():
 def test_greedy_completion_is_valid_python(backend):
     from selfdebug.generate.base import SamplingParams
 
-    chat = [{"role": "user", "content": "Write a Python function `add(a, b)` that returns the sum of a and b. "
-                                        "Reply with only a Python code block."}]
+    chat = [
+        {
+            "role": "user",
+            "content": "Write a Python function `add(a, b)` that returns the sum of a and b. "
+            "Reply with only a Python code block.",
+        }
+    ]
     out = backend.generate([chat], SamplingParams(temperature=0, max_new_tokens=96))[0][0]
     code = _code(out.text)
     ast.parse(code)  # parsed only: model-written code never runs in the test process

@@ -77,8 +77,14 @@ def test_stop_strings_add_end_marker_only_for_starchat_chats(tok_template, tok_b
         ([{"role": "user"}], "'role' and 'content'"),
         ([{"role": "bot", "content": "x"}], "role must be one of"),
         ([{"role": "user", "content": 3}], "content must be a str"),
-        ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"},
-          {"role": "user", "content": "c"}], "system message may only come first"),
+        (
+            [
+                {"role": "user", "content": "a"},
+                {"role": "system", "content": "b"},
+                {"role": "user", "content": "c"},
+            ],
+            "system message may only come first",
+        ),
         ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message"),
     ],
 )

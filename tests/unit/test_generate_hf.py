@@ -13,8 +13,11 @@ CHAT = [{"role": "user", "content": "Write a Python function to check whether a 
 PROMPTS = [
     CHAT,
     "def fib(n):",
-    [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "def f(x): return x"},
-     {"role": "user", "content": "Traceback (most recent call last): AssertionError"}],
+    [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "def f(x): return x"},
+        {"role": "user", "content": "Traceback (most recent call last): AssertionError"},
+    ],
 ]
 
 
@@ -32,9 +35,14 @@ def test_n_completions_per_prompt_with_token_counts(backend):
     out = backend.generate(PROMPTS, SamplingParams(n=3, temperature=1.0, max_new_tokens=12, seed=0))
     assert [len(cs) for cs in out] == [3, 3, 3]
     for prompt, cs in zip(PROMPTS, out, strict=True):
-        text = prompt if isinstance(prompt, str) else backend.tokenizer.apply_chat_template(
-            prompt, tokenize=False, add_generation_prompt=True)
-        expected_prompt_tokens = len(backend.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"])
+        text = (
+            prompt
+            if isinstance(prompt, str)
+            else backend.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        )
+        expected_prompt_tokens = len(
+            backend.tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"]
+        )
         for c in cs:
             assert c.prompt_tokens == expected_prompt_tokens
             assert 1 <= c.completion_tokens <= 12
@@ -103,6 +111,9 @@ def test_base_model_uses_starchat_and_stops_at_end_marker(tmp_path):
     base = build_tiny_model(tmp_path / "base", seed=1, chat_template=False)
     b = HFBackend(base, dtype="float32", device="cpu")
     out = b.generate([CHAT], SamplingParams(temperature=0, max_new_tokens=4))[0][0]
-    expected = len(b.tokenizer("<|user|>\n" + CHAT[0]["content"] + "<|end|>\n<|assistant|>\n",
-                               add_special_tokens=False)["input_ids"])
+    expected = len(
+        b.tokenizer("<|user|>\n" + CHAT[0]["content"] + "<|end|>\n<|assistant|>\n", add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
     assert out.prompt_tokens == expected

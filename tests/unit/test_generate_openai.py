@@ -47,8 +47,13 @@ def _handler(state: Server):
             choices = []
             for i in range(n):
                 text = f"answer {i} seed={body['seed']}<|end|>tail" if chat else f"code {i}"
-                choices.append({"index": i, "finish_reason": "length" if i == 1 else "stop",
-                                **({"message": {"role": "assistant", "content": text}} if chat else {"text": text})})
+                choices.append(
+                    {
+                        "index": i,
+                        "finish_reason": "length" if i == 1 else "stop",
+                        **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
+                    }
+                )
             resp = {"choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 10 * n}}
             data = json.dumps(resp).encode()
             self.send_response(200)
@@ -78,13 +83,22 @@ CHAT = [{"role": "user", "content": "Write add."}]
 def test_chat_n_completions_usage_and_auth(server, monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-test")
     b = OpenAIBackend("gpt-x", base_url=server.url, api_key_env="MY_KEY")
-    out = b.generate([CHAT], SamplingParams(n=2, temperature=0.5, top_p=0.9, max_new_tokens=64,
-                                            stop=("<|end|>",), seed=3))
+    out = b.generate(
+        [CHAT], SamplingParams(n=2, temperature=0.5, top_p=0.9, max_new_tokens=64, stop=("<|end|>",), seed=3)
+    )
     path, headers, body = server.requests[0]
     assert path == "/v1/chat/completions"
     assert headers["Authorization"] == "Bearer sk-test"
-    assert body == {"model": "gpt-x", "temperature": 0.5, "top_p": 0.9, "max_tokens": 64, "seed": 3,
-                    "stop": ["<|end|>"], "messages": CHAT, "n": 2}
+    assert body == {
+        "model": "gpt-x",
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "max_tokens": 64,
+        "seed": 3,
+        "stop": ["<|end|>"],
+        "messages": CHAT,
+        "n": 2,
+    }
     cs = out[0]
     assert [c.text for c in cs] == ["answer 0 seed=3", "answer 1 seed=3"]  # stop applied locally too
     assert all(c.prompt_tokens == 11 for c in cs)

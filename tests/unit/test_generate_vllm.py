@@ -60,10 +60,13 @@ def make_fake_vllm(chat_template):
         def generate(self, prompts, sampling_params, use_tqdm=True):
             mod.calls["generate"] = (prompts, sampling_params)
             return [
-                FakeResult(p["prompt_token_ids"], [
-                    FakeOutput(f"out{i}-{k}", [1] * (k + 2), "length" if k == 0 else "stop")
-                    for k in range(sp.kw["n"])
-                ])
+                FakeResult(
+                    p["prompt_token_ids"],
+                    [
+                        FakeOutput(f"out{i}-{k}", [1] * (k + 2), "length" if k == 0 else "stop")
+                        for k in range(sp.kw["n"])
+                    ],
+                )
                 for i, (p, sp) in enumerate(zip(prompts, sampling_params, strict=True))
             ]
 
@@ -85,8 +88,9 @@ def test_maps_sampling_params_and_results(monkeypatch):
     params = SamplingParams(n=3, temperature=0.7, top_p=0.9, max_new_tokens=100, stop=("\nassert",), seed=5)
     out = b.generate([CHAT, "def f():"], params)
     prompts, sps = fake.calls["generate"]
-    assert sps[0].kw == dict(n=3, temperature=0.7, top_p=0.9, top_k=-1, max_tokens=100,
-                             stop=["\nassert"], seed=5)
+    assert sps[0].kw == dict(
+        n=3, temperature=0.7, top_p=0.9, top_k=-1, max_tokens=100, stop=["\nassert"], seed=5
+    )
     rendered = "<|im_start|>user\nWrite add.<|im_end|>\n<|im_start|>assistant\n"
     assert prompts[0]["prompt_token_ids"] == [ord(c) for c in rendered]  # template, no extra BOS
     assert prompts[1]["prompt_token_ids"] == [0] + [ord(c) for c in "def f():"]  # raw: tokenizer specials
@@ -122,3 +126,15 @@ def test_missing_vllm_names_the_gpu_extra(monkeypatch):
 
     with pytest.raises(ImportError, match="gpu"):
         VLLMBackend("m")
+
+
+def test_factory_builds_vllm_for_a_hub_id(monkeypatch):
+    fake = make_fake_vllm(CHAT_TEMPLATE)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    from selfdebug.generate import make_backend
+    from selfdebug.generate.vllm import VLLMBackend
+
+    b = make_backend({"id": "Qwen/Qwen2.5-Coder-7B-Instruct", "backend": "vllm", "max_model_len": 2048})
+    assert isinstance(b, VLLMBackend)
+    assert fake.calls["llm"]["model"] == "Qwen/Qwen2.5-Coder-7B-Instruct"
+    assert fake.calls["llm"]["max_model_len"] == 2048

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from selfdebug.generate import provision
-from selfdebug.generate.provision import PartSpec, ProvisionError, assemble_gguf, find_part_paths, resolve_model
+from selfdebug.generate.provision import (
+    PartSpec,
+    ProvisionError,
+    assemble_gguf,
+    find_part_paths,
+    resolve_model,
+)
 
 
 def _sha(b: bytes) -> str:
@@ -137,7 +143,9 @@ def test_provision_rebuilds_on_stale_marker(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(provision, "find_part_paths", lambda: calls.append("find") or [])
     monkeypatch.setattr(provision, "assemble_gguf", lambda *a: calls.append("assemble") or a[1])
-    monkeypatch.setattr(provision, "convert_gguf_to_safetensors", lambda g, o, h: calls.append("convert") or o)
+    monkeypatch.setattr(
+        provision, "convert_gguf_to_safetensors", lambda g, o, h: calls.append("convert") or o
+    )
     assert provision.provision_embedded(tmp_path) == out
     assert calls == ["find", "assemble", "convert"]
 
