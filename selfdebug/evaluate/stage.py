@@ -35,15 +35,15 @@ def make_executor(sandbox: Any, suite: str):
 
 
 def load_problems(config: Config) -> dict[str, list[Problem]]:
-    """Every benchmark the profile names; one that cannot be had (offline, no mirror) is skipped loudly."""
+    """Every benchmark the profile names. One that cannot be loaded is an error, not a silent gap: a profile
+    lists only what it can run (the tables name the benchmarks a group is missing)."""
     out = {}
     for bench in config.evaluate.benchmarks:
         try:
             out[bench] = load_benchmark(bench, limit=config.evaluate.limit, mirror=config.data_mirror)
-        except FileNotFoundError as exc:
-            log.warning("benchmark %s is not available here and is skipped: %s", bench, exc)
-    if not out:
-        raise RuntimeError(f"profile {config.profile}: none of the benchmarks {config.evaluate.benchmarks} could be loaded")
+        except Exception as exc:
+            raise RuntimeError(f"profile {config.profile}: benchmark {bench!r} cannot be loaded: {exc}") from exc
+        log.info("%s: %d problems", bench, len(out[bench]))
     return out
 
 
@@ -65,8 +65,10 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
                            run_timeout_s=config.sandbox.run_timeout_s, memory_mb=config.sandbox.memory_mb)
     own_sandbox = sandbox is None
     sandbox = sandbox or Sandbox(sb_cfg)
+    # chunks at least as large as the engine's parallel sequences, so no slot idles between calls
     runner = GenerationRunner(backend=backend, cache=JsonlLog(out / "generations.jsonl"),
-                              model_tag=_model_tag(config), seed=config.seed)
+                              model_tag=_model_tag(config), seed=config.seed,
+                              chunk_size=max(16, config.model.batch_size))
     summary: dict[str, Any] = {"benchmarks": {}, "backend": getattr(backend, "name", type(backend).__name__)}
     t_start = time.perf_counter()
     try:

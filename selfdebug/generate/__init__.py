@@ -47,7 +47,10 @@ _KNOWN_KEYS = {
 
 
 def _default_auto(model_cfg: dict) -> str:
-    return "hf"
+    """llama.cpp when it can run exactly these weights (the embedded GGUF, no adapter), else transformers."""
+    from .engine_select import choose_backend
+
+    return choose_backend(model_cfg)
 
 
 # Hook for "auto": the throughput study decides (e.g. vllm on GPU, llamacpp on CPU when faster).

@@ -54,26 +54,26 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.r
     """
     if temperature == 0:
         return int(np.argmax(logits))
-    x = logits.astype(np.float64) / temperature
-    p = np.exp(x - x.max())
-    p /= p.sum()
+    # float32 throughout (float64 made this 3 ms per token on 152k logits, a sizeable share of a decode step)
+    p = logits * np.float32(1.0 / temperature)
+    p -= p.max()
+    np.exp(p, out=p)  # unnormalised probabilities, the top one is 1
+    total = float(p.sum(dtype=np.float64))
     if top_p < 1.0:
         # The nucleus is a prefix of the tokens sorted by probability. Sorting 152k entries per token is slow,
         # so first take the tokens above a small threshold; if they hold top_p of the mass the nucleus is in
-        # them (every other token is less likely than all of them); otherwise sort everything.
-        cand = np.flatnonzero(p >= p.max() * 1e-4)
-        if p[cand].sum() < top_p:
-            cand = np.arange(p.size)
+        # them (every other token is less likely than all of them); otherwise lower the threshold.
+        for thresh in (1e-4, 1e-6, 1e-8, 0.0):
+            cand = np.flatnonzero(p >= np.float32(thresh)) if thresh else np.arange(p.size)
+            if float(p[cand].sum(dtype=np.float64)) >= top_p * total:
+                break
         cand = cand[np.argsort(-p[cand], kind="stable")]
-        cum = np.cumsum(p[cand])
-        keep = int(np.searchsorted(cum, top_p, side="left")) + 1
-        cand = cand[:keep]
-        q = p[cand]
+        cum = np.cumsum(p[cand], dtype=np.float64)
+        keep = int(np.searchsorted(cum, top_p * total, side="left")) + 1
+        cand, cum = cand[:keep], cum[:keep]
     else:
-        cand, q = None, p
-    cum = np.cumsum(q)
-    i = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
-    i = min(i, q.size - 1)
+        cand, cum = None, np.cumsum(p, dtype=np.float64)
+    i = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), cum.size - 1)
     return int(cand[i]) if cand is not None else i
 
 
@@ -123,7 +123,7 @@ class LlamaCppBackend:
         gguf_path: str | Path,
         n_ctx: int = 4096,
         n_threads: int | None = None,
-        n_parallel: int = 8,
+        n_parallel: int = 16,
         n_batch: int = 512,
         chat_template: str | None = None,
         chat_format: str = "auto",

@@ -54,14 +54,33 @@ def _flush() -> None:
         view = view[n:]
 
 
+_PROGRAM_LINES: list[str] = []
+"""The candidate's source, to point an error at its line (a bare ``AssertionError`` says nothing)."""
+
+
+def _where(exc: BaseException) -> str:
+    """`` (program.py, line N: <source>)`` for the innermost frame in the candidate's program, if any."""
+    try:
+        tb, line = exc.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == "program.py":
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line is None or not 0 < line <= len(_PROGRAM_LINES):
+            return ""
+        return f" (program.py, line {line}: {_PROGRAM_LINES[line - 1].strip()[:200]})"
+    except BaseException:  # noqa: BLE001 - best effort: the message matters more than the location
+        return ""
+
+
 def _describe(exc: BaseException) -> str:
-    """Paper-style message: ``NameError: name 'x' is not defined``."""
+    """Paper-style message: ``NameError: name 'x' is not defined``, with the candidate's failing line."""
     try:
         text = str(exc)
     except BaseException:  # noqa: BLE001 - a hostile __str__ must not hide the error type
         text = "<unprintable message>"
     name = type(exc).__name__
-    return f"{name}: {text}" if text else name
+    return (f"{name}: {text}" if text else name) + _where(exc)
 
 
 def _kind(exc: BaseException) -> str:
@@ -78,6 +97,7 @@ def _fresh_globals(name: str) -> dict[str, Any]:
 
 def _load(req: dict[str, Any], name: str) -> dict[str, Any] | None:
     g = _fresh_globals(name)
+    _PROGRAM_LINES[:] = req["program"].splitlines()
     _send({"ev": "load"})
     try:
         if req.get("setup"):

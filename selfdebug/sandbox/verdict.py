@@ -59,16 +59,21 @@ def compare(test: TestCase, expected: Any, actual: Any) -> bool:
     raise ValueError(f"unknown comparison {c!r}")
 
 
+def _value(value: Any) -> str:
+    """A value as Python source (strings quoted), so ``'3'`` and ``3`` read differently in feedback."""
+    return _short(repr(value) if isinstance(value, str) else value)
+
+
 def failure_message(test: TestCase, expected: Any, actual: Any) -> str:
     """Paper style: ``AssertionError: expect f(x) == y, but was z``."""
     if test.comparison == "truthy":
-        return f"AssertionError: expect {test.call} to be true, but was {_short(actual)}"
+        return f"AssertionError: expect {test.call} to be true, but was {_value(actual)}"
     if test.comparison == "falsy":
-        return f"AssertionError: expect {test.call} to be false, but was {_short(actual)}"
+        return f"AssertionError: expect {test.call} to be false, but was {_value(actual)}"
     if test.comparison == "stdout":
         return (f"AssertionError: for input {_short(test.call, 200)} expect output {_short(expected, 200)}, "
                 f"but was {_short(actual, 200)}")
-    return f"AssertionError: expect {test.call} == {_short(expected)}, but was {_short(actual)}"
+    return f"AssertionError: expect {test.call} == {_value(expected)}, but was {_value(actual)}"
 
 
 def build_result(reply: dict[str, Any], tests: list[TestCase], expected: list[Any], limits: list[float],

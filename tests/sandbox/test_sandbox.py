@@ -52,7 +52,18 @@ def test_pass_and_wrong_answer_feedback(sb: Sandbox) -> None:
 
 def test_runtime_error_feedback_is_paper_style(sb: Sandbox) -> None:
     r = run1(sb, "def f(x):\n    return x + y\n", fn_problem([TestCase("f(1)", 1)]))
-    assert r.status == "runtime_error" and r.feedback == "NameError: name 'y' is not defined"
+    assert r.status == "runtime_error"
+    assert r.feedback == "NameError: name 'y' is not defined (program.py, line 2: return x + y)"
+
+
+def test_feedback_quotes_strings_and_locates_module_level_errors(sb: Sandbox) -> None:
+    p = fn_problem([TestCase("f('ab')", "ba")])
+    r = run1(sb, "def f(s):\n    return s\n", p)
+    assert r.feedback == "AssertionError: expect f('ab') == 'ba', but was 'ab'"
+    # a bare assert that fails while the program loads says where it is
+    r = run1(sb, "def f(s):\n    return s[::-1]\n\nassert f('x') == 'y'\n", p)
+    assert r.status == "runtime_error"
+    assert r.feedback == "AssertionError (program.py, line 4: assert f('x') == 'y')"
 
 
 def test_comparisons(sb: Sandbox) -> None:
