@@ -16,7 +16,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model reproduce stages figures test test-slow lock lint bench lab clean distclean help
+.PHONY: setup model reproduce stages figures test test-slow lock lint bench gold lab clean distclean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -49,6 +49,7 @@ reproduce: setup
 ifeq ($(PROFILE),cpu)
 	@mkdir -p $(RESULTS)/samples
 	cp $(RUN)/evaluate/config.yaml $(RUN)/evaluate/summary.json $(RESULTS)/
+	-cp $(RUN)/evaluate/time.txt $(RESULTS)/
 	cp $(RUN)/evaluate/samples/*.jsonl.gz $(RESULTS)/samples/
 	$(MAKE) --no-print-directory figures
 endif
@@ -94,6 +95,10 @@ lint: setup
 bench: setup model
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_sandbox.py
+
+# Every benchmark's reference solutions in the sandbox, and a known-wrong variant of each.
+gold: setup
+	$(PY) -m selfdebug.sandbox.gold humaneval humaneval_plus mbpp --out benchmarks/results/gold.json
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.

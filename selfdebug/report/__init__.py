@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import yaml
 
 from selfdebug.evaluate.metrics import compute_all
-from selfdebug.io import atomic_write_json, read_jsonl
+from selfdebug.io import atomic_write_json, atomic_write_text, read_jsonl
 from selfdebug.report.figures import rounds_figure, selfdebug_bars
 from selfdebug.report.tables import table2, table3, table4, write_table
 
@@ -55,5 +56,35 @@ def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "")
         if metrics and any(r > 0 for m in metrics["benchmarks"].values() for r in [max(e["round"] for e in m["pass_at_k"])]):
             written.append(rounds_figure(metrics, out_dir / f"{prefix}fig4_rounds_pass{k}.png", k=k,
                                          title=f"pass@{k} per refinement round ({config['profile']} profile)"))
+    run_md = run_summary(results_dir)
+    if run_md:
+        written.append(atomic_write_text(out_dir / f"{prefix}run_summary.md", run_md))
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return metrics
+
+
+def run_summary(results_dir: str | Path) -> str:
+    """What the run cost: wall time, tokens and throughput per benchmark (``summary.json``), and the stage's
+    wall time and peak memory from GNU time (``time.txt``) when it was measured."""
+    results_dir = Path(results_dir)
+    path = results_dir / "summary.json"
+    if not path.is_file():
+        return ""
+    summary = json.loads(path.read_text())
+    gen = summary.get("generation", {})
+    lines = ["### What the run cost", "",
+             f"Backend `{summary.get('backend')}`; {int(gen.get('completion_tokens', 0))} completion tokens generated "
+             f"in {gen.get('seconds', 0):.0f} s of generation ({gen.get('completion_tokens', 0) / max(gen.get('seconds', 0), 1e-9):.1f} tok/s "
+             f"over {int(gen.get('calls', 0))} engine calls); the whole evaluation took {summary.get('seconds', 0):.0f} s.", "",
+             "| benchmark | problems | attempts recorded | seconds |", "|---|---|---|---|"]
+    for bench, row in summary.get("benchmarks", {}).items():
+        lines.append(f"| {bench} | {row['problems']} | {row['records']} | {row['seconds']:.0f} |")
+    timing = results_dir / "time.txt"
+    if timing.is_file():
+        fields = dict(line.strip().split(": ", 1) for line in timing.read_text().splitlines() if ": " in line)
+        wall = fields.get("Elapsed (wall clock) time (h:mm:ss or m:ss)", "?")
+        rss_kb = fields.get("Maximum resident set size (kbytes)")
+        rss = f"{int(rss_kb) / 1024 ** 2:.2f} GiB" if rss_kb and rss_kb.isdigit() else "?"
+        lines += ["", f"The notebook stage (papermill, measured by GNU time): wall time {wall}, peak resident memory "
+                  f"of its largest process {rss}."]
+    return "\n".join(lines) + "\n"

@@ -108,3 +108,43 @@ def gold_check(problems: list[Problem], sandbox: Sandbox, suite: str = "all",
     log.info("gold check: %d problems, %d reference failures, %d undetected wrong variants",
              report.n_problems, len(report.reference_failures), len(report.wrong_passes))
     return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m selfdebug.sandbox.gold [BENCH ...] [--out FILE]``: the gold check of every benchmark
+    that loads here, as a JSON report. A failing reference is reported with its reason (a benchmark fault,
+    e.g. MBPP/341); a wrong variant that passes means the harness is broken, and the exit status is 1."""
+    import argparse
+    import json
+    import logging
+    from pathlib import Path
+
+    from selfdebug.problems import load_benchmark
+    from selfdebug.sandbox import SandboxConfig
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
+    parser.add_argument("benchmarks", nargs="*", default=["humaneval", "humaneval_plus", "mbpp"])
+    parser.add_argument("--split", default=None, help="e.g. 'all' for every MBPP split")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    reports = {}
+    with Sandbox(SandboxConfig()) as sandbox:
+        for bench in args.benchmarks:
+            problems = load_benchmark(bench, split=args.split) if args.split else load_benchmark(bench)
+            reports[bench] = gold_check(problems, sandbox).to_dict()
+            print(f"{bench}: {reports[bench]['n_problems']} problems, "
+                  f"{len(reports[bench]['reference_failures'])} references fail, "
+                  f"{len(reports[bench]['wrong_passes'])} wrong variants pass", flush=True)
+    text = json.dumps(reports, indent=2, default=str)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    for bench, report in reports.items():
+        for failure in report["reference_failures"]:
+            print(f"  {bench} reference fails: {failure}")
+    return 1 if any(r["wrong_passes"] for r in reports.values()) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
