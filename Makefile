@@ -28,7 +28,6 @@ setup: $(SETUP_STAMP)
 # resolves to the CPU wheel; the lock then finds it satisfied.
 $(SETUP_STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements/lock.txt
 	$(PIP) install -q --no-deps -e .

@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 # measured once per engine (batching does not change greedy results beyond float noise).
 CONFIGS: dict[str, dict] = {
     "hf-1": {"engine": "hf", "batch_size": 1, "baseline": True, "quality": False},
-    "hf-8": {"engine": "hf", "batch_size": 8},
-    "hf-16": {"engine": "hf", "batch_size": 16, "quality": False},
+    "hf-8": {"engine": "hf", "batch_size": 8, "quality": False},
+    "hf-16": {"engine": "hf", "batch_size": 16},
     "llamacpp-1": {"engine": "llamacpp", "n_parallel": 1, "baseline": True, "quality": False},
-    "llamacpp-8": {"engine": "llamacpp", "n_parallel": 8},
+    "llamacpp-8": {"engine": "llamacpp", "n_parallel": 8, "quality": False},
     "llamacpp-16": {"engine": "llamacpp", "n_parallel": 16, "quality": False},
-    "llamacpp-32": {"engine": "llamacpp", "n_parallel": 32, "quality": False},
+    "llamacpp-32": {"engine": "llamacpp", "n_parallel": 32},
 }
 DEFAULT_CONFIGS = ["hf-1", "hf-8", "hf-16", "llamacpp-1", "llamacpp-8", "llamacpp-16", "llamacpp-32"]
 EXECUTOR_LABEL = "the project sandbox (selfdebug.sandbox), HumanEval's tests in structured form"

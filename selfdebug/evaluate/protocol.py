@@ -7,7 +7,9 @@ replaced by a fresh sample drawn without feedback, one per round, so self-repair
 resampling at the same number of samples (Olausson et al., 2024).
 
 Every generation is logged to ``generations.jsonl`` as soon as its chunk finishes, keyed by what was
-asked; a rerun after a crash or kill asks the model only for what is missing.
+asked; a rerun after a crash or kill asks the model only for what is missing. Benchmarks that share their
+prompts share their samples (``SAMPLE_GROUPS``: HumanEval+ is scored on HumanEval's samples, as EvalPlus
+does), so the same request is never generated twice.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from selfdebug.prompts import PROMPT_TYPES, initial_chat, parse_reply, refine_ch
 
 log = logging.getLogger(__name__)
 
-CHAINS_BASE = ("init",)
+SAMPLE_GROUPS = {"humaneval_plus": "humaneval"}
+"""Benchmarks whose problems have the same ids and prompts as another's: their requests use that one's
+tags, so identical requests (same chat, same sample index) are answered once, from the log."""
 
 
 @dataclass
@@ -135,8 +139,9 @@ def evaluate_benchmark(
 ) -> list[dict[str, Any]]:
     """Run the protocol on one benchmark; return one record per (sample, chain, round)."""
     records: list[dict[str, Any]] = []
+    group = SAMPLE_GROUPS.get(bench, bench)
     init_params = SamplingParams(n=n_samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-    reqs = [Request(f"{bench}/{p.task_id}/init", initial_chat(p), init_params) for p in problems]
+    reqs = [Request(f"{group}/{p.task_id}/init", initial_chat(p), init_params) for p in problems]
     outs = runner.run(reqs, f"{bench}: initial samples")
     states: dict[tuple[str, int], dict[str, Any]] = {}  # (task_id, sample) -> latest init-chain record
     items = [(p, s, comp) for p, comps in zip(problems, outs, strict=True) for s, comp in enumerate(comps)]
@@ -157,7 +162,7 @@ def evaluate_benchmark(
             reqs = []
             for tid, s in failing:
                 p, prev = by_id[tid], latest[chain][(tid, s)]
-                tag = f"{bench}/{tid}/{chain}/r{round_}/s{s}"
+                tag = f"{group}/{tid}/{chain}/r{round_}/s{s}"
                 if chain == "resample":
                     params = SamplingParams(n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
                     reqs.append(Request(tag, initial_chat(p), params))

@@ -59,7 +59,7 @@ class Sandbox:
         if self.level == "rlimits":
             log.warning("sandbox: no namespaces available; running at the weakest level (%s)",
                         isolation.describe(self.level, None))
-        self._refs: dict[str, Reference] = {}
+        self._refs: dict[str, Reference] = {}  # benchmark + task id -> the reference's run
         self._ref_lock = threading.Lock()
         self._pool: queue.Queue[Worker] = queue.Queue()
         self._workers: list[Worker] = []
@@ -137,9 +137,11 @@ class Sandbox:
 
     def reference(self, problem: Problem) -> Reference:
         """Run the reference once per problem (cached): expected values and per-test times."""
+        # keyed by benchmark too: HumanEval and HumanEval+ share task ids but not tests
+        key = f"{problem.benchmark}\x00{problem.task_id}"
         with self._ref_lock:
-            if problem.task_id in self._refs:
-                return self._refs[problem.task_id]
+            if key in self._refs:
+                return self._refs[key]
         ref = Reference()
         tests = suite_tests(problem, "all")
         if problem.reference:
@@ -172,7 +174,7 @@ class Sandbox:
             known = [t for t in ref.times if t is not None]
             ref.total_s = sum(known) if known else None
         with self._ref_lock:
-            self._refs[problem.task_id] = ref
+            self._refs[key] = ref
         return ref
 
     def _prepare(self, job: Job) -> Prepared | ExecResult:

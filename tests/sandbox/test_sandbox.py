@@ -56,6 +56,19 @@ def test_runtime_error_feedback_is_paper_style(sb: Sandbox) -> None:
     assert r.feedback == "NameError: name 'y' is not defined (program.py, line 2: return x + y)"
 
 
+def test_reference_cache_tells_benchmarks_with_the_same_task_ids_apart(sb: Sandbox) -> None:
+    """HumanEval and HumanEval+ share task ids; each must get its own reference values."""
+    ref = "def f(x):\n    return x * 10\n"
+    base = Problem(task_id="HumanEval/0", benchmark="humaneval", prompt="", entry_point="f", style="full",
+                   reference=ref, tests=[TestCase("f(1)", expected_from="reference")])
+    plus = Problem(task_id="HumanEval/0", benchmark="humaneval_plus", prompt="", entry_point="f", style="full",
+                   reference=ref, tests=[TestCase("f(2)", expected_from="reference")],
+                   plus_tests=[TestCase("f(3)", expected_from="reference")])
+    r_base, r_plus = sb.run([Job(ref, base), Job(ref, plus, suite="all")])
+    assert r_base.passed and r_base.n_total == 1
+    assert r_plus.passed and r_plus.n_total == 2, r_plus.feedback
+
+
 def test_feedback_quotes_strings_and_locates_module_level_errors(sb: Sandbox) -> None:
     p = fn_problem([TestCase("f('ab')", "ba")])
     r = run1(sb, "def f(s):\n    return s\n", p)

@@ -108,3 +108,18 @@ def test_group_metrics_pool_problems_and_name_what_is_missing(tmp_path):
     group = allm["groups"]["MBPP & HE"]
     assert group["n_problems"] == 4 and group["missing"] == []
     assert "MBPP+ & HE+" not in allm["groups"]
+
+
+def test_humaneval_plus_is_scored_on_humanevals_samples(tmp_path):
+    """Same ids and prompts: HumanEval+ asks the model for nothing HumanEval already asked."""
+    backend = ScriptedBackend()
+    runner = GenerationRunner(backend=backend, cache=JsonlLog(tmp_path / "gen.jsonl"), model_tag="toy")
+    kwargs = dict(runner=runner, execute=execute, n_samples=3, temperature=0.8, top_p=0.95, max_new_tokens=8,
+                  refine_temperature=0.8, refine_max_new_tokens=8, rounds=1)
+    base = evaluate_benchmark("humaneval", [problem(0), problem(1)], **kwargs)
+    asked = backend.prompts
+    plus = evaluate_benchmark("humaneval_plus", [problem(0), problem(1)], **kwargs)
+    assert backend.prompts == asked
+    assert [r["completion"] for r in plus] == [r["completion"] for r in base]
+    evaluate_benchmark("mbpp", [problem(0), problem(1)], **kwargs)
+    assert backend.prompts > asked  # other benchmarks are not shared
