@@ -61,11 +61,15 @@ class GenerationRunner:
     model_tag: str
     chunk_size: int = 16
     seed: int = 0
-    stats: dict[str, float] = field(default_factory=lambda: {"completion_tokens": 0, "seconds": 0.0, "calls": 0})
+    stats: dict[str, float] = field(
+        default_factory=lambda: {"completion_tokens": 0, "seconds": 0.0, "calls": 0, "requests": 0, "resumed": 0})
+    """What this invocation asked the engine for; ``resumed`` requests were answered from the log."""
 
     def run(self, requests: list[Request], desc: str) -> list[list[dict[str, Any]]]:
         keys = [f"{self.model_tag}:{r.key}" for r in requests]
         todo = [i for i, k in enumerate(keys) if k not in self.cache]
+        self.stats["requests"] += len(requests)
+        self.stats["resumed"] += len(requests) - len(todo)
         if len(todo) < len(requests):
             log.info("%s: %d of %d requests already done (resuming)", desc, len(requests) - len(todo), len(requests))
         # group by sampling params (n, temperature, ...) since one backend call takes one SamplingParams

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from selfdebug.evaluate.metrics import compute_all
+from selfdebug.evaluate.protocol import SAMPLE_GROUPS
 from selfdebug.io import atomic_write_json, atomic_write_text, read_jsonl
 from selfdebug.report.figures import rounds_figure, selfdebug_bars
 from selfdebug.report.tables import table2, table3, table4, write_table
@@ -72,11 +73,20 @@ def run_summary(results_dir: str | Path) -> str:
         return ""
     summary = json.loads(path.read_text())
     gen = summary.get("generation", {})
+    _, records = load_results(results_dir)
+    # benchmarks that share samples (HumanEval and HumanEval+) hold the same replies: count each reply once
+    unique = {(SAMPLE_GROUPS.get(b, b), r["task_id"], r["sample"], r["chain"], r["round"], r["completion"]):
+              r["completion_tokens"] for b, rows in records.items() for r in rows}
     lines = ["### What the run cost", "",
-             f"Backend `{summary.get('backend')}`; {int(gen.get('completion_tokens', 0))} completion tokens generated "
-             f"in {gen.get('seconds', 0):.0f} s of generation ({gen.get('completion_tokens', 0) / max(gen.get('seconds', 0), 1e-9):.1f} tok/s "
-             f"over {int(gen.get('calls', 0))} engine calls); the whole evaluation took {summary.get('seconds', 0):.0f} s.", "",
-             "| benchmark | problems | attempts recorded | seconds |", "|---|---|---|---|"]
+             f"The per-sample records hold {len(unique)} distinct model replies with {sum(unique.values())} "
+             f"completion tokens, generated with backend `{summary.get('backend')}`.", "",
+             f"The last invocation of the stage asked for {int(gen.get('requests', 0))} requests, of which "
+             f"{int(gen.get('resumed', 0))} were answered from the generation log (an earlier, interrupted "
+             f"invocation had made them); it generated {int(gen.get('completion_tokens', 0))} tokens in "
+             f"{gen.get('seconds', 0):.0f} s of engine time "
+             f"({gen.get('completion_tokens', 0) / max(gen.get('seconds', 0), 1e-9):.1f} tok/s) and took "
+             f"{summary.get('seconds', 0):.0f} s in all.", "",
+             "| benchmark | problems | attempts recorded | seconds in the last invocation |", "|---|---|---|---|"]
     for bench, row in summary.get("benchmarks", {}).items():
         lines.append(f"| {bench} | {row['problems']} | {row['records']} | {row['seconds']:.0f} |")
     timing = results_dir / "time.txt"
@@ -85,6 +95,6 @@ def run_summary(results_dir: str | Path) -> str:
         wall = fields.get("Elapsed (wall clock) time (h:mm:ss or m:ss)", "?")
         rss_kb = fields.get("Maximum resident set size (kbytes)")
         rss = f"{int(rss_kb) / 1024 ** 2:.2f} GiB" if rss_kb and rss_kb.isdigit() else "?"
-        lines += ["", f"The notebook stage (papermill, measured by GNU time): wall time {wall}, peak resident memory "
-                  f"of its largest process {rss}."]
+        lines += ["", f"The last invocation of the notebook stage (papermill, measured by GNU time): wall time {wall}, "
+                  f"peak resident memory of its largest process {rss}."]
     return "\n".join(lines) + "\n"
