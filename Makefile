@@ -46,12 +46,21 @@ $(MODEL_STAMP): requirements/model.txt | $(SETUP_STAMP)
 reproduce: setup
 	$(MAKE) --no-print-directory stages PROFILE=$(PROFILE)
 ifeq ($(PROFILE),cpu)
-	@mkdir -p $(RESULTS)/samples
-	cp $(RUN)/evaluate/config.yaml $(RUN)/evaluate/summary.json $(RESULTS)/
-	-cp $(RUN)/evaluate/time.txt $(RESULTS)/
-	cp $(RUN)/evaluate/samples/*.jsonl.gz $(RESULTS)/samples/
-	$(MAKE) --no-print-directory figures
+	$(MAKE) --no-print-directory figures/.built
 endif
+
+# The cpu profile's compact results are copied beside the figures (and committed); both are file targets,
+# so a second `make reproduce` with nothing changed does no work at all.
+$(RESULTS)/.copied: runs/cpu/evaluate/.done
+	@mkdir -p $(RESULTS)/samples
+	cp runs/cpu/evaluate/config.yaml runs/cpu/evaluate/summary.json $(RESULTS)/
+	-cp runs/cpu/evaluate/time.txt $(RESULTS)/
+	cp runs/cpu/evaluate/samples/*.jsonl.gz $(RESULTS)/samples/
+	@touch $@
+
+figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
+	$(PY) -m selfdebug.report $(RESULTS) figures
+	@touch $@
 
 # Evaluated after setup, so the profile can be read with the project's own loader.
 MODEL_ID = $(shell $(PY) -m selfdebug.config $(PROFILE) --get model.id 2>/dev/null)

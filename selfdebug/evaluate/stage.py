@@ -7,6 +7,7 @@ verdict, feedback), ``metrics.json``, ``tables/`` and ``figures/``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -92,7 +93,14 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
             backend.close()
     summary["generation"] = dict(runner.stats)
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
-    atomic_write_json(out / "summary.json", summary)
+    # a resumed stage keeps what earlier invocations cost, so the run's total is never lost
+    previous = out / "summary.json"
+    history = []
+    if previous.is_file():
+        old = json.loads(previous.read_text())
+        history = old.pop("previous_invocations", []) + [old]
+    summary["previous_invocations"] = history
+    atomic_write_json(previous, summary)
     return summary
 
 

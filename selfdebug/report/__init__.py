@@ -89,6 +89,16 @@ def run_summary(results_dir: str | Path) -> str:
              "| benchmark | problems | attempts recorded | seconds in the last invocation |", "|---|---|---|---|"]
     for bench, row in summary.get("benchmarks", {}).items():
         lines.append(f"| {bench} | {row['problems']} | {row['records']} | {row['seconds']:.0f} |")
+    earlier = summary.get("previous_invocations", [])
+    if earlier:
+        lines += ["", "Earlier invocations of the same stage (each resumed from the log of the ones before):", "",
+                  "| invocation | requests | answered from the log | tokens generated | engine s | tok/s | total s |",
+                  "|---|---|---|---|---|---|---|"]
+        for i, inv in enumerate(earlier, 1):
+            g = inv.get("generation", {})
+            tok, sec = g.get("completion_tokens", 0), g.get("seconds", 0)
+            lines.append(f"| {i} | {int(g.get('requests', 0)) or '?'} | {int(g.get('resumed', 0)) if 'resumed' in g else '?'} "
+                         f"| {int(tok)} | {sec:.0f} | {tok / max(sec, 1e-9):.1f} | {inv.get('seconds', 0):.0f} |")
     timing = results_dir / "time.txt"
     if timing.is_file():
         fields = dict(line.strip().split(": ", 1) for line in timing.read_text().splitlines() if ": " in line)
