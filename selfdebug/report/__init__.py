@@ -13,7 +13,7 @@ from selfdebug.evaluate.metrics import compute_all
 from selfdebug.evaluate.protocol import SAMPLE_GROUPS
 from selfdebug.io import atomic_write_json, atomic_write_text, read_jsonl
 from selfdebug.report.figures import rounds_figure, selfdebug_bars
-from selfdebug.report.tables import table2, table3, table4, write_table
+from selfdebug.report.tables import per_problem_frame, table2, table3, table4, write_table
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,8 @@ def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "")
     written += write_table(table2(metrics), out_dir, f"{prefix}table2_passk", "Table 2: pass@k of initial and refined solutions", note)
     written += write_table(table3(metrics), out_dir, f"{prefix}table3_overall", "Table 3: overall pass@k by benchmark group", note)
     written += write_table(table4(metrics), out_dir, f"{prefix}table4_success_rate", "Table 4: success-refinement rate", note)
+    written.append(atomic_write_text(out_dir / f"{prefix}per_problem_passk.csv",
+                                     per_problem_frame(records, ev["ks"]).to_csv(index=False)))
     written.append(selfdebug_bars(metrics, out_dir / f"{prefix}selfdebug_passk.png", title=f"Self-debugging of {model} ({config['profile']} profile)"))
     for k in ev["ks"]:
         if metrics and any(r > 0 for m in metrics["benchmarks"].values() for r in [max(e["round"] for e in m["pass_at_k"])]):

@@ -117,3 +117,22 @@ def write_table(df: pd.DataFrame, out_dir: str | Path, name: str, title: str, no
     md = f"### {title}\n\n" + df.to_markdown(index=False, disable_numparse=True) + "\n" + (f"\n{note}\n" if note else "")
     return [atomic_write_text(out_dir / f"{name}.csv", df.to_csv(index=False)),
             atomic_write_text(out_dir / f"{name}.md", md)]
+
+
+def per_problem_frame(records_by_bench: dict[str, list[dict[str, Any]]], ks: list[int]) -> pd.DataFrame:
+    """pass@k of every problem, for every approach after every round: the table behind each mean."""
+    from selfdebug.evaluate.metrics import chains_and_rounds, per_problem_counts
+    from selfdebug.evaluate.passk import pass_at_k
+
+    rows = []
+    for bench, records in records_by_bench.items():
+        chains, rounds = chains_and_rounds(records)
+        for chain in chains:
+            for round_ in ([0] if chain == "init" else range(1, rounds + 1)):
+                ids, n, c = per_problem_counts(records, chain, round_)
+                for tid, ni, ci in zip(ids, n, c, strict=True):
+                    row = {"benchmark": bench, "task_id": tid, "approach": PROMPT_LABELS[chain], "round": round_,
+                           "samples": int(ni), "correct": int(ci)}
+                    row.update({f"pass@{k}": round(pass_at_k(int(ni), int(ci), k), 4) for k in ks})
+                    rows.append(row)
+    return pd.DataFrame(rows)

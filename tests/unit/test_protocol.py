@@ -123,3 +123,16 @@ def test_humaneval_plus_is_scored_on_humanevals_samples(tmp_path):
     assert [r["completion"] for r in plus] == [r["completion"] for r in base]
     evaluate_benchmark("mbpp", [problem(0), problem(1)], **kwargs)
     assert backend.prompts > asked  # other benchmarks are not shared
+
+
+def test_per_problem_table_averages_to_the_headline_numbers(tmp_path):
+    from selfdebug.report.tables import per_problem_frame
+
+    records = run(tmp_path, ScriptedBackend())
+    frame = per_problem_frame({"toy": records}, [1, 3])
+    m = benchmark_metrics(records, [1, 3], n_boot=10)
+    for e in m["pass_at_k"]:
+        label = {"init": "Init.", "refine": "Refine", "explain_refine": "Expl.+Refine", "resample": "Resample"}
+        rows = frame[(frame["approach"] == label[e["chain"]]) & (frame["round"] == e["round"])]
+        assert len(rows) == 2
+        assert rows[f"pass@{e['k']}"].mean() == pytest.approx(e["value"], abs=1e-4)
