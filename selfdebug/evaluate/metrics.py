@@ -70,7 +70,7 @@ def benchmark_metrics(records: list[dict[str, Any]], ks: list[int], *, n_boot: i
     for chain in chains[1:]:
         for round_ in range(1, rounds + 1):
             after = _passing_after(records, chain, round_)
-            fixed_by_task = Counter(t for key, ok in after.items() if ok and not init_state[key] for t in [key[0]])
+            fixed_by_task = Counter(tid for (tid, s), ok in after.items() if ok and not init_state[(tid, s)])
             pairs = np.array([[fixed_by_task.get(t, 0), wrong_by_task.get(t, 0)] for t in ids], dtype=float)
             if pairs[:, 1].sum() == 0:
                 continue

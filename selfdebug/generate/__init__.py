@@ -7,7 +7,6 @@ vllm or llama.cpp load only when used."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,44 +45,23 @@ _KNOWN_KEYS = {
 }
 
 
-def _default_auto(model_cfg: dict) -> str:
-    """llama.cpp when it can run exactly these weights (the embedded GGUF, no adapter), else transformers."""
+def choose_auto_backend(model_cfg: dict) -> str:
+    """``auto``: llama.cpp when it can run exactly these weights (the embedded GGUF, no adapter), else hf."""
     from .engine_select import choose_backend
 
     return choose_backend(model_cfg)
 
 
-# Hook for "auto": the throughput study decides (e.g. vllm on GPU, llamacpp on CPU when faster).
-# Replace with set_auto_chooser(fn) where fn(model_cfg) -> concrete backend name.
-_auto_chooser: Callable[[dict], str] = _default_auto
-
-
-def set_auto_chooser(fn: Callable[[dict], str]) -> None:
-    global _auto_chooser
-    _auto_chooser = fn
-
-
-def choose_auto_backend(model_cfg: dict) -> str:
-    name = _auto_chooser(model_cfg)
-    if name not in BACKENDS or name == "auto":
-        raise ValueError(f"auto backend chooser returned {name!r}; expected one of {BACKENDS[:-1]}")
-    return name
-
-
 def _gguf_path(cfg: dict) -> Path:
-    """llama.cpp runs a GGUF: ``gguf`` if set, the embedded GGUF for ``embedded``, or an ``id`` ending .gguf."""
+    """The GGUF llama.cpp runs; engine_select decides what counts as one (explicit ``gguf``, ``embedded``,
+    a ``.gguf`` id, or the bf16 folder converted from the embedded GGUF)."""
+    from .engine_select import gguf_for
     from .provision import embedded_gguf_path
 
-    if cfg.get("gguf"):
-        return Path(cfg["gguf"]).expanduser()
-    if cfg["id"] == "embedded":
-        return embedded_gguf_path()
-    if str(cfg["id"]).endswith(".gguf"):
-        return Path(cfg["id"]).expanduser()
-    raise ValueError(
-        f"model config: backend 'llamacpp' needs a GGUF file, but id {cfg['id']!r} is not one; "
-        "set 'gguf' or use backend 'hf'"
-    )
+    gguf, why = gguf_for(cfg)
+    if gguf is None:
+        raise ValueError(f"model config: backend 'llamacpp' needs a GGUF file ({why}); set 'gguf' or use backend 'hf'")
+    return embedded_gguf_path() if gguf == "embedded" else Path(gguf)
 
 
 def make_backend(model_cfg: dict) -> Backend:
