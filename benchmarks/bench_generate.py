@@ -1,12 +1,20 @@
-"""Generation throughput (and greedy pass@1) of each backend on the embedded model, side by side, one run.
+"""Generation throughput and quality of each backend on the embedded model, side by side, in one run.
 
-Workload (fixed): the first ``--n-prompts`` HumanEval prompts, each wrapped in a chat asking to complete the
-function, sampled at temperature 0.8, top-p 0.95, seed 0, ``--max-new-tokens`` (the cpu profile's 384), with
-n=1 and n=4 samples per prompt. Each backend configuration runs in its own subprocess, so its peak RSS is its
-own. Quality: greedy pass@1 on the first ``--quality-problems`` HumanEval problems per backend.
+Workloads, both fixed and taken from what the ``cpu`` profile really generates:
 
-    python benchmarks/bench_generate.py            # full (tens of minutes on 2 cores)
-    python benchmarks/bench_generate.py --quick    # a minute or two: tiny workload, to check it runs
+* ``sample``: the first ``--n-prompts`` HumanEval initial prompts (the evaluation's own chats), sampled at
+  temperature 0.8, top-p 0.95, seed 0, with the profile's ``max_new_tokens``; n=1 and n = the profile's
+  ``n_samples`` per prompt. Its completions are also run in the sandbox: sampled pass@1 per backend.
+* ``refine`` (llama.cpp configs): the "Refine" and "Expl.+Refine" chats of the first ``--refine-pairs``
+  wrong initial samples of the committed cpu run (figures/results/cpu/samples), n=1, with the profile's
+  ``refine_max_new_tokens``: long prompts that share prefixes, where the prefix cache matters. It follows
+  the committed run, so rerun the benchmark when that run is redone.
+
+Quality: greedy pass@1 on the first ``--quality-problems`` HumanEval problems, per backend, in the sandbox.
+Each backend configuration runs in its own subprocess, so its peak RSS is its own.
+
+    python benchmarks/bench_generate.py            # full (about half an hour on 2 cores)
+    python benchmarks/bench_generate.py --quick    # a few minutes: tiny workload, to check it runs
 
 Writes ``benchmarks/results/generate.md`` and ``generate.json``.
 """
@@ -14,6 +22,7 @@ Writes ``benchmarks/results/generate.md`` and ``generate.json``.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import platform
@@ -27,21 +36,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# name -> how to build it. One-at-a-time baselines and batched variants of both engines.
-# One-at-a-time baselines run only n=1 (unless --full-baselines): their per-sequence speed does not depend on
-# the workload, and at ~8 tok/s the n=4 run alone would take the better part of an hour. Greedy pass@1 is
-# measured once per engine (batching does not change greedy results beyond float noise).
+# name -> how to build it. One-at-a-time baselines run only n=1 (unless --full-baselines): their per-sequence
+# speed does not depend on the workload, and at ~8 tok/s a larger run would take the better part of an hour.
+LLAMACPP_AS_SHIPPED = {"gguf_type": "original", "flash_attn": False, "prefix_cache": False}
 CONFIGS: dict[str, dict] = {
     "hf-1": {"engine": "hf", "batch_size": 1, "baseline": True, "quality": False},
-    "hf-8": {"engine": "hf", "batch_size": 8, "quality": False},
     "hf-16": {"engine": "hf", "batch_size": 16},
-    "llamacpp-1": {"engine": "llamacpp", "n_parallel": 1, "baseline": True, "quality": False},
-    "llamacpp-8": {"engine": "llamacpp", "n_parallel": 8, "quality": False},
-    "llamacpp-16": {"engine": "llamacpp", "n_parallel": 16, "quality": False},
-    "llamacpp-32": {"engine": "llamacpp", "n_parallel": 32},
+    "llamacpp-1": {"engine": "llamacpp", "n_parallel": 1, "baseline": True, "quality": False, **LLAMACPP_AS_SHIPPED},
+    "llamacpp-32-shipped": {"engine": "llamacpp", "n_parallel": 32, **LLAMACPP_AS_SHIPPED},
+    "llamacpp-32-q8_0": {"engine": "llamacpp", "n_parallel": 32, "gguf_type": "q8_0", "flash_attn": False,
+                         "prefix_cache": False},
+    "llamacpp-32-q8_0-fa-cache": {"engine": "llamacpp", "n_parallel": 32, "gguf_type": "q8_0", "flash_attn": True,
+                                  "prefix_cache": True},
 }
-DEFAULT_CONFIGS = ["hf-1", "hf-8", "hf-16", "llamacpp-1", "llamacpp-8", "llamacpp-16", "llamacpp-32"]
+DEFAULT_CONFIGS = ["hf-16", "llamacpp-32-shipped", "llamacpp-32-q8_0-fa-cache"]
+"""The batched transformers baseline, llama.cpp on the GGUF as shipped, and the profile's configuration.
+The others (``--configs``): one-at-a-time baselines, and Q8_0 without flash attention and prefix cache."""
 EXECUTOR_LABEL = "the project sandbox (selfdebug.sandbox), HumanEval's tests in structured form"
+
+
+def profile_settings() -> dict:
+    """The cpu profile's generation settings: the benchmark measures the work the profile does."""
+    from selfdebug.config import load_config
+
+    cfg = load_config("cpu")
+    ev = cfg.evaluate
+    return {"n_samples": ev.n_samples, "max_new_tokens": ev.max_new_tokens,
+            "refine_max_new_tokens": ev.refine_max_new_tokens, "temperature": ev.temperature, "top_p": ev.top_p,
+            "batch_size": cfg.model.batch_size, "extra": dict(cfg.model.extra)}
 
 
 def humaneval(n: int) -> list:
@@ -57,7 +79,23 @@ def chat_for(problem) -> list[dict]:
     return initial_chat(problem)
 
 
-def greedy_pass(problems: list, completions: list[str]) -> list[bool]:
+def refine_chats(pairs: int) -> list[list[dict]]:
+    """Both refinement chats of the first ``pairs`` wrong initial samples of the committed cpu run."""
+    from selfdebug.problems import load_benchmark
+    from selfdebug.prompts import PROMPT_TYPES, refine_chat
+
+    chats: list[list[dict]] = []
+    for bench in ("humaneval", "mbpp"):
+        path = ROOT / "figures" / "results" / "cpu" / "samples" / f"{bench}.jsonl.gz"
+        rows = [json.loads(line) for line in gzip.open(path, "rt")]
+        wrong = [r for r in rows if r["chain"] == "init" and not r["passed"]]
+        by_id = {p.task_id: p for p in load_benchmark(bench, limit=50)}
+        for r in wrong[: pairs // 2]:
+            chats += [refine_chat(by_id[r["task_id"]], r["code"], r["feedback"], t) for t in PROMPT_TYPES]
+    return chats
+
+
+def sandbox_pass(problems: list, completions: list[str]) -> list[bool]:
     """Run each answer against its problem's tests in the sandbox (model code never runs in this process)."""
     from selfdebug.prompts import parse_reply
     from selfdebug.sandbox import Job, Sandbox, SandboxConfig
@@ -78,9 +116,32 @@ def make(spec: dict, threads: int):
 
         torch.set_num_threads(threads)
         return HFBackend(provision_embedded(), batch_size=spec["batch_size"])
+    from selfdebug.generate.gguf_requant import requantized_gguf
     from selfdebug.generate.llamacpp import LlamaCppBackend
 
-    return LlamaCppBackend(embedded_gguf_path(), n_ctx=2048, n_threads=threads, n_parallel=spec["n_parallel"])
+    path = requantized_gguf(embedded_gguf_path(), spec["gguf_type"], threads)
+    return LlamaCppBackend(path, n_ctx=2048, n_threads=threads, n_parallel=spec["n_parallel"],
+                           flash_attn=spec["flash_attn"], prefix_cache=spec["prefix_cache"],
+                           weights_tag=spec["gguf_type"])
+
+
+def _timed(backend, chats, params) -> tuple[list, dict]:
+    """One timed ``generate``, started cold: nothing cached from an earlier workload."""
+    if hasattr(backend, "clear_prefix_cache"):
+        backend.clear_prefix_cache()
+    stats0 = dict(getattr(backend, "stats", {}))
+    t = time.perf_counter()
+    outs = backend.generate(chats, params)
+    wall = time.perf_counter() - t
+    toks = sum(c.completion_tokens for row in outs for c in row)
+    run = {"n": params.n, "prompts": len(chats), "completions": sum(len(r) for r in outs),
+           "completion_tokens": toks, "prompt_tokens": sum(row[0].prompt_tokens for row in outs),
+           "wall_s": round(wall, 2), "tok_s": round(toks / wall, 2),
+           "length_capped": sum(c.finish_reason == "length" for row in outs for c in row)}
+    if stats0:
+        run["prompt_tokens_reused"] = backend.stats["reused_tokens"] - stats0["reused_tokens"]
+        run["prompt_tokens_evaluated"] = backend.stats["prefill_tokens"] - stats0["prefill_tokens"]
+    return outs, run
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -88,30 +149,42 @@ def worker(args: argparse.Namespace) -> dict:
     from selfdebug.generate.base import SamplingParams
 
     spec = CONFIGS[args.worker]
+    prof = profile_settings()
     t0 = time.perf_counter()
     backend = make(spec, args.threads)
     res: dict = {"config": args.worker, **spec, "load_s": round(time.perf_counter() - t0, 2), "runs": []}
     problems = humaneval(max(args.n_prompts, args.quality_problems))
-    chats = [chat_for(p) for p in problems[: args.n_prompts]]
+    wp = problems[: args.n_prompts]
+    chats = [chat_for(p) for p in wp]
     samples = args.samples[:1] if spec.get("baseline") and not args.full_baselines else args.samples
     for n in samples:
-        params = SamplingParams(n=n, temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=0)
-        t = time.perf_counter()
-        outs = backend.generate(chats, params)
-        wall = time.perf_counter() - t
-        toks = sum(c.completion_tokens for row in outs for c in row)
-        res["runs"].append({"n": n, "prompts": len(chats), "completions": sum(len(r) for r in outs),
-                            "completion_tokens": toks, "wall_s": round(wall, 2),
-                            "tok_s": round(toks / wall, 2),
-                            "length_capped": sum(c.finish_reason == "length" for row in outs for c in row)})
-        print(f"[{args.worker}] n={n}: {toks} tokens in {wall:.1f} s = {toks / wall:.1f} tok/s", flush=True)
+        params = SamplingParams(n=n, temperature=prof["temperature"], top_p=prof["top_p"],
+                                max_new_tokens=args.max_new_tokens, seed=0)
+        outs, run = _timed(backend, chats, params)
+        run["workload"] = "sample"
+        if n == max(args.samples) and not spec.get("baseline"):
+            passed = sandbox_pass([p for p, row in zip(wp, outs, strict=True) for _ in row],
+                                  [c.text for row in outs for c in row])
+            run["sampled_pass@1"] = round(sum(passed) / len(passed), 4)
+            run["sampled_passed"] = sum(passed)
+        res["runs"].append(run)
+        print(f"[{args.worker}] sample n={n}: {run['completion_tokens']} tokens in {run['wall_s']} s = "
+              f"{run['tok_s']} tok/s", flush=True)
+    if spec["engine"] == "llamacpp" and not spec.get("baseline") and args.refine_pairs:
+        params = SamplingParams(n=1, temperature=prof["temperature"], top_p=prof["top_p"],
+                                max_new_tokens=args.refine_max_new_tokens, seed=0)
+        _, run = _timed(backend, refine_chats(args.refine_pairs), params)
+        run["workload"] = "refine"
+        res["runs"].append(run)
+        print(f"[{args.worker}] refine: {run['completion_tokens']} tokens in {run['wall_s']} s = "
+              f"{run['tok_s']} tok/s", flush=True)
     if args.quality_problems and spec.get("quality", True):
         qp = problems[: args.quality_problems]
         params = SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)
         t = time.perf_counter()
         outs = backend.generate([chat_for(p) for p in qp], params)
         wall = time.perf_counter() - t
-        passed = greedy_pass(qp, [o[0].text for o in outs])
+        passed = sandbox_pass(qp, [o[0].text for o in outs])
         res["quality"] = {"problems": len(qp), "passed": sum(passed), "pass@1": round(sum(passed) / len(qp), 4),
                           "greedy_wall_s": round(wall, 2), "executor": EXECUTOR_LABEL,
                           "per_problem": [int(x) for x in passed]}
@@ -121,58 +194,98 @@ def worker(args: argparse.Namespace) -> dict:
     return res
 
 
-def table(results: list[dict], args: argparse.Namespace) -> str:
+def table(results: list[dict], args: argparse.Namespace, when: float | None = None) -> str:
     lines = [
-        f"# Generation benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        f"# Generation benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(when))})",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs visible, {args.threads} threads; "
-        f"Python {platform.python_version()}. Workload: first {args.n_prompts} HumanEval prompts as chats, "
-        f"temperature 0.8, top-p 0.95, seed 0, max_new_tokens {args.max_new_tokens}.",
-        "Throughput = completion tokens (EOS included) / wall time of `generate` (model load excluded).",
+        f"Python {platform.python_version()}. Settings of the `cpu` profile: temperature 0.8, top-p 0.95, seed 0.",
+        f"Workload `sample`: the first {args.n_prompts} HumanEval initial prompts, max_new_tokens "
+        f"{args.max_new_tokens}, n = {' and '.join(map(str, args.samples))} samples per prompt. Workload `refine`: "
+        f"the Refine and Expl.+Refine chats of {args.refine_pairs // 2 * 2} wrong samples of the committed cpu run "
+        f"(HumanEval and MBPP), n=1, max_new_tokens {args.refine_max_new_tokens}.",
+        "Throughput = completion tokens (EOS included) / wall time of `generate` (model load excluded; prompt "
+        "evaluation included). Sampled pass@1: the `sample` completions at the larger n, in the sandbox.",
         "",
-        "| backend | n | completions | tokens | wall s | tok/s | capped at max | load s | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Prompt tokens: one per prompt as asked; in brackets what the engine evaluated, or (older runs) the KV "
+        "tokens it took from its prefix cache over all admissions of a prompt.",
+        "",
+        "| backend | workload | n | completions | prompt tokens | tokens | wall s | tok/s | "
+        "sampled pass@1 | capped | load s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['config']} | - | - | - | - | failed: {r['error'][:60]} | - | - | - |")
+            lines.append(f"| {r['config']} | failed: {r['error'][:60]} |" + " - |" * 10)
             continue
         for run in r["runs"]:
-            lines.append(f"| {r['config']} | {run['n']} | {run['completions']} | {run['completion_tokens']} | "
-                         f"{run['wall_s']} | **{run['tok_s']}** | {run['length_capped']} | {r['load_s']} | "
-                         f"{r['peak_rss_mb']} |")
+            if "prompt_tokens_evaluated" in run:
+                reused = f" (evaluated {run['prompt_tokens_evaluated']})"
+            else:
+                reused = f" (cache {run['prompt_tokens_reused']})" if run.get("prompt_tokens_reused") else ""
+            sp = (f"{run['sampled_pass@1']} ({run['sampled_passed']}/{run['completions']})"
+                  if "sampled_pass@1" in run else "-")
+            lines.append(f"| {r['config']} | {run['workload']} | {run['n']} | {run['completions']} | "
+                         f"{run['prompt_tokens']}{reused} | {run['completion_tokens']} | {run['wall_s']} | "
+                         f"**{run['tok_s']}** | {sp} | {run['length_capped']} | {r['load_s']} | {r['peak_rss_mb']} |")
+    big = max(args.samples)
+    tok_s = {r["config"]: run["tok_s"] for r in results if "runs" in r for run in r["runs"]
+             if run["workload"] == "sample" and run["n"] == big}
+    base = next((c for c in tok_s if c.startswith("hf-") and c != "hf-1"), None)
+    if base:
+        lines += ["", f"Workload `sample` at n={big}, relative to batched transformers ({base}): "
+                  + ", ".join(f"{c} **{v / tok_s[base]:.2f}x**" for c, v in tok_s.items() if c != base) + "."]
     q = [r for r in results if r.get("quality")]
     if q:
-        lines += ["", f"Greedy pass@1 ({EXECUTOR_LABEL}):", "", "| backend | problems | passed | pass@1 |",
-                  "|---|---|---|---|"]
-        lines += [f"| {r['config']} | {r['quality']['problems']} | {r['quality']['passed']} | "
-                  f"{r['quality']['pass@1']} |" for r in q]
+        ref_row = next((r for r in q if r["config"] == "llamacpp-32-shipped"), q[0])
+        lines += ["", f"Greedy pass@1 ({EXECUTOR_LABEL}):", "",
+                  f"| backend | problems | passed | pass@1 | problems whose verdict differs from {ref_row['config']} |",
+                  "|---|---|---|---|---|"]
+        ref = ref_row["quality"]["per_problem"]
+        for r in q:
+            pp = r["quality"]["per_problem"]
+            diff = sum(a != b for a, b in zip(pp, ref, strict=False))
+            lines.append(f"| {r['config']} | {r['quality']['problems']} | {r['quality']['passed']} | "
+                         f"{r['quality']['pass@1']} | {diff} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
+    prof = profile_settings()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", nargs="+", default=None, choices=sorted(CONFIGS))
-    ap.add_argument("--n-prompts", type=int, default=16)
-    ap.add_argument("--samples", type=int, nargs="+", default=[1, 4])
-    ap.add_argument("--max-new-tokens", type=int, default=384, help="the cpu profile's max_new_tokens")
-    ap.add_argument("--quality-problems", type=int, default=20, help="greedy pass@1 problems (0: skip)")
+    ap.add_argument("--n-prompts", type=int, default=8)
+    ap.add_argument("--samples", type=int, nargs="+", default=[1, prof["n_samples"]],
+                    help="samples per prompt (default: 1 and the cpu profile's n_samples)")
+    ap.add_argument("--max-new-tokens", type=int, default=prof["max_new_tokens"])
+    ap.add_argument("--refine-pairs", type=int, default=24, help="refine workload: wrong samples x 2 prompts")
+    ap.add_argument("--refine-max-new-tokens", type=int, default=prof["refine_max_new_tokens"])
+    ap.add_argument("--quality-problems", type=int, default=40, help="greedy pass@1 problems (0: skip)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--full-baselines", action="store_true", help="one-at-a-time configs run every n too")
     ap.add_argument("--quick", action="store_true", help="tiny workload: 4 prompts, n=1,2, 64 tokens")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "generate.md")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     args = ap.parse_args(argv)
+    if args.render:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        for k in ("n_prompts", "refine_pairs", "max_new_tokens", "refine_max_new_tokens", "threads"):
+            setattr(args, k, int(saved["args"][k]))
+        args.samples = json.loads(saved["args"]["samples"])
+        args.out.write_text(table(saved["results"], args, when=args.out.with_suffix(".json").stat().st_mtime))
+        return 0
     if args.quick:
         args.n_prompts, args.samples, args.max_new_tokens = 4, [1, 2], 64
+        args.refine_pairs, args.refine_max_new_tokens = 4, 64
         args.quality_problems = min(args.quality_problems, 4)
     if args.worker:
         args.worker_out.write_text(json.dumps(worker(args)))
         return 0
 
     configs = args.configs or DEFAULT_CONFIGS
-    if "llamacpp-1" in configs or any(c.startswith("llamacpp") for c in configs):
+    if any(c.startswith("llamacpp") for c in configs):
         from selfdebug.generate.engine_select import llama_cpp_available
 
         ok, why = llama_cpp_available()
@@ -186,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--worker", name, "--worker-out", str(out),
                "--n-prompts", str(args.n_prompts), "--samples", *map(str, args.samples),
                "--max-new-tokens", str(args.max_new_tokens), "--quality-problems", str(args.quality_problems),
+               "--refine-pairs", str(args.refine_pairs), "--refine-max-new-tokens", str(args.refine_max_new_tokens),
                "--threads", str(args.threads)] + (["--full-baselines"] if args.full_baselines else [])
         print(f"== {name}", flush=True)
         rc = subprocess.run(cmd).returncode
@@ -195,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(md)
-    args.out.with_suffix(".json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+    args.out.with_suffix(".json").write_text(json.dumps({"args": {k: json.dumps(v) if isinstance(v, list) else str(v)
+                                                                  for k, v in vars(args).items()},
                                                          "results": results}, indent=2))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0

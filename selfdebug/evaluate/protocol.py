@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from selfdebug.generate.base import Backend, Chat, SamplingParams
+from selfdebug.generate.base import Backend, Chat, Completion, SamplingParams
 from selfdebug.io import JsonlLog
 from selfdebug.problems.base import Problem
 from selfdebug.prompts import PROMPT_TYPES, initial_chat, parse_reply, refine_chat
@@ -60,6 +60,8 @@ class GenerationRunner:
     cache: JsonlLog
     model_tag: str
     chunk_size: int = 16
+    stream_chunk_size: int = 1024
+    """Prompts per call for engines that stream results (``streams_results``)."""
     seed: int = 0
     stats: dict[str, float] = field(
         default_factory=lambda: {"completion_tokens": 0, "seconds": 0.0, "calls": 0, "requests": 0, "resumed": 0})
@@ -77,7 +79,12 @@ class GenerationRunner:
         for i in todo:
             p = requests[i].params
             groups.setdefault((p.n, p.temperature, p.top_p, p.max_new_tokens, p.stop), []).append(i)
-        chunks = [idx[j : j + self.chunk_size] for idx in groups.values() for j in range(0, len(idx), self.chunk_size)]
+        # An engine that hands back each prompt as it finishes gets whole groups: every reply is logged the
+        # moment it is done, and its parallel slots stay busy until the work runs out (a chunk boundary
+        # would drain them). Other engines get chunks, logged per chunk.
+        streams = bool(getattr(self.backend, "streams_results", False))
+        size = max(self.chunk_size, self.stream_chunk_size) if streams else self.chunk_size
+        chunks = [idx[j : j + size] for idx in groups.values() for j in range(0, len(idx), size)]
         with tqdm(total=len(todo), desc=desc, unit="prompt", disable=not todo) as bar:
             for chunk in chunks:
                 self.stats["calls"] += 1
@@ -86,25 +93,40 @@ class GenerationRunner:
                     n=base.n, temperature=base.temperature, top_p=base.top_p, max_new_tokens=base.max_new_tokens,
                     stop=base.stop, seed=self.seed + int(self.stats["calls"]),
                 )
+                done: dict[int, int] = {}  # chunk position -> completion tokens, once logged
+
+                def log_result(j: int, comps: list[Completion], chunk: list[int] = chunk, n: int = base.n,
+                               done: dict[int, int] = done) -> None:
+                    if j not in done:
+                        done[j] = self._log(keys[chunk[j]], requests[chunk[j]], comps, n)
+                        bar.update(1)
+
                 t0 = time.perf_counter()
-                outs = self.backend.generate([requests[i].chat for i in chunk], params)
+                chats = [requests[i].chat for i in chunk]
+                if streams:
+                    outs = self.backend.generate(chats, params, on_result=log_result)
+                else:
+                    outs = self.backend.generate(chats, params)
                 dt = time.perf_counter() - t0
                 if len(outs) != len(chunk):
                     raise RuntimeError(f"backend {self.backend.name} returned {len(outs)} results for {len(chunk)} prompts")
-                ntok = 0
-                for i, comps in zip(chunk, outs, strict=True):
-                    rows = [
-                        {"text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
-                         "finish_reason": c.finish_reason}
-                        for c in comps
-                    ]
-                    ntok += sum(r["completion_tokens"] for r in rows)
-                    self.cache.append(keys[i], {"tag": requests[i].tag, "completions": rows})
+                for j, comps in enumerate(outs):
+                    log_result(j, comps)
+                ntok = sum(done.values())
                 self.stats["completion_tokens"] += ntok
                 self.stats["seconds"] += dt
-                bar.update(len(chunk))
                 bar.set_postfix(tok_s=f"{ntok / max(dt, 1e-9):.1f}")
         return [self.cache.get(k)["completions"] for k in keys]
+
+    def _log(self, key: str, request: Request, comps: list[Completion], n: int) -> int:
+        """Append one request's completions to the resume log; return their completion tokens."""
+        rows = [{"text": c.text, "prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                 "finish_reason": c.finish_reason} for c in comps]
+        if len(rows) != n:
+            raise RuntimeError(f"backend {self.backend.name} returned {len(rows)} completions for request "
+                               f"{request.tag}, expected n={n}")
+        self.cache.append(key, {"tag": request.tag, "completions": rows})
+        return sum(r["completion_tokens"] for r in rows)
 
 
 Executor = Callable[[list[tuple[str, Problem]]], list[dict[str, Any]]]
@@ -159,24 +181,29 @@ def evaluate_benchmark(
     chains = list(prompts) + (["resample"] if matched_baseline else [])
     latest = {chain: dict(states) for chain in chains}
     for round_ in range(1, rounds + 1):
+        # Every chain's requests of a round go to the engine together (a chain's round r depends only on
+        # its own round r-1): more sequences to batch, and the prompts of one wrong sample under "Refine"
+        # and "Expl.+Refine" share all but their last sentence, which an engine's prefix cache reuses.
+        todo = [(chain, tid, s) for chain in chains
+                for (tid, s), rec in sorted(latest[chain].items()) if not rec["passed"]]
+        if not todo:
+            break
+        reqs = []
+        for chain, tid, s in todo:
+            p, prev = by_id[tid], latest[chain][(tid, s)]
+            tag = f"{group}/{tid}/{chain}/r{round_}/s{s}"
+            if chain == "resample":
+                params = SamplingParams(n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+                reqs.append(Request(tag, initial_chat(p), params))
+            else:
+                params = SamplingParams(n=1, temperature=refine_temperature, top_p=top_p,
+                                        max_new_tokens=refine_max_new_tokens)
+                reqs.append(Request(tag, refine_chat(p, prev["code"], prev["feedback"], chain), params))
+        outs = runner.run(reqs, f"{bench}: round {round_} ({', '.join(sorted({c for c, _, _ in todo}))})")
         for chain in chains:
-            failing = [(tid, s) for (tid, s), rec in sorted(latest[chain].items()) if not rec["passed"]]
-            if not failing:
-                continue
-            reqs = []
-            for tid, s in failing:
-                p, prev = by_id[tid], latest[chain][(tid, s)]
-                tag = f"{group}/{tid}/{chain}/r{round_}/s{s}"
-                if chain == "resample":
-                    params = SamplingParams(n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-                    reqs.append(Request(tag, initial_chat(p), params))
-                else:
-                    params = SamplingParams(n=1, temperature=refine_temperature, top_p=top_p,
-                                            max_new_tokens=refine_max_new_tokens)
-                    reqs.append(Request(tag, refine_chat(p, prev["code"], prev["feedback"], chain), params))
-            outs = runner.run(reqs, f"{bench}: {chain} round {round_}")
-            items = [(by_id[tid], s, comps[0]) for (tid, s), comps in zip(failing, outs, strict=True)]
-            for rec in _score(bench, items, chain, round_, execute):
+            idx = [j for j, (c, _, _) in enumerate(todo) if c == chain]
+            items = [(by_id[todo[j][1]], todo[j][2], outs[j][0]) for j in idx]
+            for rec in _score(bench, items, chain, round_, execute) if items else []:
                 records.append(rec)
                 latest[chain][(rec["task_id"], rec["sample"])] = rec
     return records

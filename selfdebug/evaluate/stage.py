@@ -68,7 +68,7 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
     sandbox = sandbox or Sandbox(sb_cfg)
     # chunks at least as large as the engine's parallel sequences, so no slot idles between calls
     runner = GenerationRunner(backend=backend, cache=JsonlLog(out / "generations.jsonl"),
-                              model_tag=_model_tag(config), seed=config.seed,
+                              model_tag=_model_tag(config, backend), seed=config.seed,
                               chunk_size=max(16, config.model.batch_size))
     summary: dict[str, Any] = {"benchmarks": {}, "backend": getattr(backend, "name", type(backend).__name__)}
     t_start = time.perf_counter()
@@ -92,6 +92,8 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
         if own_backend and hasattr(backend, "close"):
             backend.close()
     summary["generation"] = dict(runner.stats)
+    if isinstance(getattr(backend, "stats", None), dict):
+        summary["generation"]["engine"] = dict(backend.stats)  # e.g. llama.cpp prompt tokens reused
     summary["seconds"] = round(time.perf_counter() - t_start, 1)
     # a resumed stage keeps what earlier invocations cost, so the run's total is never lost
     previous = out / "summary.json"
@@ -104,9 +106,11 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
     return summary
 
 
-def _model_tag(config: Config) -> str:
-    """Cache namespace: a reply is reused only for the same model weights."""
-    return config.model.id
+def _model_tag(config: Config, backend: Any = None) -> str:
+    """Cache namespace: a reply is reused only for the same model weights (and the same encoding of them:
+    a GGUF re-encoded by gguf_requant is tagged ``<id>@<type>``)."""
+    weights = getattr(backend, "weights_tag", "original")
+    return config.model.id if weights in (None, "", "original") else f"{config.model.id}@{weights}"
 
 
 def backend_settings(config: Config) -> dict[str, Any]:

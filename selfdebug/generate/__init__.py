@@ -2,7 +2,9 @@
 
 ``model_cfg`` keys: ``id`` (hub id, local folder or ``"embedded"``), ``backend``
 (``hf``|``vllm``|``openai``|``llamacpp``|``auto``), ``dtype``, ``batch_size``, ``chat_format``,
-``device``, and for openai ``base_url``/``api_key_env``. Backends are imported lazily so that torch,
+``device``, for openai ``base_url``/``api_key_env``, and for llamacpp ``n_ctx``, ``n_threads``, ``n_batch``,
+``flash_attn``, ``prefix_cache`` and ``gguf_type`` (``original`` or a wider re-encoding such as ``q8_0``,
+see gguf_requant.py). Backends are imported lazily so that torch,
 vllm or llama.cpp load only when used."""
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ _KNOWN_KEYS = {
     "n_ctx",
     "n_threads",
     "n_batch",
+    "gguf_type",
+    "flash_attn",
+    "prefix_cache",
 }
 
 
@@ -90,12 +95,15 @@ def make_backend(model_cfg: dict) -> Backend:
     from .provision import resolve_model
 
     if backend == "llamacpp":
+        from .gguf_requant import requantized_gguf
         from .llamacpp import LlamaCppBackend  # imported lazily: llama-cpp-python is optional
 
-        kwargs = {k: cfg[k] for k in ("n_ctx", "n_threads", "n_batch") if k in cfg}
+        kwargs = {k: cfg[k] for k in ("n_ctx", "n_threads", "n_batch", "flash_attn", "prefix_cache") if k in cfg}
         if "batch_size" in cfg:
             kwargs["n_parallel"] = int(cfg["batch_size"])  # sequences decoded together
-        return LlamaCppBackend(_gguf_path(cfg), chat_format=chat_format, **kwargs)
+        gguf_type = cfg.get("gguf_type", "original")
+        path = requantized_gguf(_gguf_path(cfg), gguf_type, cfg.get("n_threads"))
+        return LlamaCppBackend(path, chat_format=chat_format, weights_tag=gguf_type, **kwargs)
     model_path = resolve_model(cfg["id"])
     if backend == "vllm":
         from .vllm import VLLMBackend

@@ -9,6 +9,17 @@ the n samples of one prompt share a single prompt evaluation (its KV cache is co
 ``llama_memory_seq_cp``); every step decodes one token for each live slot; finished sequences leave the batch
 at once and free their slot for the next job. Sampling (temperature, top-p) is done here in numpy with one RNG
 per (seed, prompt, sample), so a completion does not depend on which other sequences shared its batch.
+
+Prefix cache: a slot keeps its prompt's KV after its sequence finishes, across ``generate`` calls. A new
+prompt starts from the slot (live or free) holding its longest common token prefix: in place when that is
+the free slot it gets, else by copying that slot's KV stream and trimming it; only the rest of the prompt
+is evaluated.
+The evaluation's prompts share a lot (every refinement of a problem repeats the problem; "Refine" and
+"Expl.+Refine" of one wrong sample differ only in the last sentence; Resample repeats the initial prompt),
+and prompts are admitted in token order so that those sharing a prefix follow each other. A refinement
+prompt is two to three times longer than its reply, so prompt evaluation is a large share of that stage.
+
+Packed slots: see ``_compact``.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import ctypes
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +89,26 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.r
     return int(cand[i]) if cand is not None else i
 
 
+MIN_COPY_REUSE = 8
+"""Shortest shared prefix worth copying another slot's KV stream for (a free slot's own is reused from 1)."""
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0 or a[0] != b[0]:
+        return 0
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 1, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]: bisect (list slices compare in C)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 class _TemplateTokenizer:
     """The two things chat.py needs from a tokenizer, backed by the chat template stored in the GGUF."""
 
@@ -117,6 +149,8 @@ class LlamaCppBackend:
     """Backend over a GGUF file with llama.cpp. ``n_ctx`` is the context per sequence (prompt + completion)."""
 
     name = "llamacpp"
+    streams_results = True
+    """``generate`` takes ``on_result`` and calls it for each prompt as soon as it is done."""
 
     def __init__(
         self,
@@ -129,6 +163,8 @@ class LlamaCppBackend:
         chat_format: str = "auto",
         kv_unified: bool = False,
         flash_attn: bool = False,
+        prefix_cache: bool = True,
+        weights_tag: str = "original",
         verbose: bool = False,
     ) -> None:
         global _backend_initialised, _log_callback
@@ -140,6 +176,13 @@ class LlamaCppBackend:
         if n_parallel < 1 or n_ctx < 16:
             raise ValueError(f"LlamaCppBackend: need n_parallel >= 1 and n_ctx >= 16, got {n_parallel}, {n_ctx}")
         self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
+        self.prefix_cache = prefix_cache
+        self.weights_tag = weights_tag
+        """Which encoding of the weights runs (gguf_requant): part of the cache key of generated replies."""
+        # Tokens whose KV each slot holds from position 0 (its last prompt); valid while the context lives.
+        self._slot_tokens: list[list[int]] = [[] for _ in range(n_parallel)]
+        self.stats = {"prompt_tokens": 0, "prefill_tokens": 0, "reused_tokens": 0, "prompts": 0}
+        """Totals over the backend's life: prompt tokens asked for, evaluated, and taken from the prefix cache."""
         self.n_threads = n_threads or max(1, len(os.sched_getaffinity(0)))
         if not verbose and _log_callback is None:
             # llama.cpp logs every load to stderr; a no-op callback silences it. It must outlive every
@@ -238,16 +281,74 @@ class LlamaCppBackend:
         ptr = self._lc.llama_get_logits_ith(self._ctx, i)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
-    def _prefill(self, tokens: list[int], slot: int) -> np.ndarray:
-        """Evaluate a prompt into ``slot`` in chunks of n_batch; return the logits of its last token (a copy)."""
+    def _prefill(self, tokens: list[int], slot: int, offset: int = 0) -> np.ndarray:
+        """Evaluate ``tokens`` into ``slot`` at positions ``offset``.. in chunks of n_batch; return the logits
+        of the last token (a copy)."""
         chunk: list[int] = []
         for start in range(0, len(tokens), self._batch_cap):
             chunk = tokens[start : start + self._batch_cap]
             last = start + len(chunk) == len(tokens)
             outputs = [False] * len(chunk)
             outputs[-1] = last
-            self._decode(chunk, list(range(start, start + len(chunk))), [slot] * len(chunk), outputs)
+            pos = offset + start
+            self._decode(chunk, list(range(pos, pos + len(chunk))), [slot] * len(chunk), outputs)
         return self._logits(len(chunk) - 1).copy()
+
+    @staticmethod
+    def _take_slot(free: list[int]) -> int:
+        """The lowest free slot: live sequences stay packed at the bottom (see ``_compact``)."""
+        slot = min(free)
+        free.remove(slot)
+        return slot
+
+    def _compact(self, live: dict[int, _Seq], last_tok: dict[int, int], free: list[int]) -> None:
+        """Keep the live sequences in slots 0..k-1 by moving the highest one into the lowest hole.
+
+        Why: llama.cpp splits a decode batch into one forward pass per run of *consecutive* sequence ids
+        (each sequence has its own KV stream, and a pass reads a contiguous range of streams). Live slots
+        {0, 5, 9} would cost three passes, each streaming all the weights, where {0, 1, 2} costs one. A move is one KV-stream copy (a memcpy of a few tens of MB),
+        far cheaper than an extra pass; the KV is copied exactly, so results do not change."""
+        while live and free:
+            hole, top = min(free), max(live)
+            if hole > top:
+                return
+            self._lc.llama_memory_seq_cp(self._mem, top, hole, -1, -1)
+            live[hole], last_tok[hole] = live.pop(top), last_tok.pop(top)
+            self._slot_tokens[hole] = self._slot_tokens[top]  # `top` keeps its copy: still a valid cache
+            if not self.prefix_cache:
+                self._lc.llama_memory_seq_rm(self._mem, top, -1, -1)
+                self._slot_tokens[top] = []
+            free.remove(hole)
+            free.append(top)
+
+    def _load_prompt(self, tokens: list[int], free: list[int]) -> tuple[int, np.ndarray]:
+        """Put a prompt's KV into a free slot, reusing the longest cached prefix; return (slot, last logits)."""
+        mem, lc = self._mem, self._lc
+        src, reuse = -1, 0
+        if self.prefix_cache:
+            for s in range(self.n_parallel):
+                n = _common_prefix(self._slot_tokens[s], tokens)
+                # ties go to the lowest free slot, which is reused in place without copying
+                if n > reuse or (n == reuse > 0 and s == min(free)):
+                    src, reuse = s, n
+        reuse = min(reuse, len(tokens) - 1)  # evaluate at least the last token, for its logits
+        slot = self._take_slot(free)
+        if src == slot and reuse > 0:
+            lc.llama_memory_seq_rm(mem, slot, reuse, -1)
+        elif reuse >= MIN_COPY_REUSE:
+            # Copying a KV stream is a memcpy of a few tens of MB: worth it from a handful of tokens on.
+            lc.llama_memory_seq_cp(mem, src, slot, -1, -1)
+            lc.llama_memory_seq_rm(mem, slot, reuse, -1)
+        else:
+            reuse = 0
+            lc.llama_memory_seq_rm(mem, slot, -1, -1)
+        logits = self._prefill(tokens[reuse:], slot, offset=reuse)
+        self._slot_tokens[slot] = list(tokens)
+        self.stats["prompts"] += 1
+        self.stats["prompt_tokens"] += len(tokens)
+        self.stats["prefill_tokens"] += len(tokens) - reuse
+        self.stats["reused_tokens"] += reuse
+        return slot, logits
 
     def _push(self, seq: _Seq, token: int, params: SamplingParams) -> None:
         """Append a sampled token and decide whether the sequence is finished."""
@@ -272,7 +373,14 @@ class LlamaCppBackend:
             log.warning("prompt %d sample %d hit the context limit %d", seq.prompt_idx, seq.sample_idx, self.n_ctx)
             seq.finish = "length"
 
-    def generate(self, prompts: list[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self,
+        prompts: list[PromptLike],
+        params: SamplingParams,
+        on_result: Callable[[int, list[Completion]], None] | None = None,
+    ) -> list[list[Completion]]:
+        """Completions for each prompt; ``on_result(i, completions)`` is called as soon as prompt ``i``'s
+        n samples are all finished (callers log them there, so a kill loses only sequences in flight)."""
         texts = [self.render(p) for p in prompts]
         stops = [stop_strings(p, self._template_tok, self.chat_format, params.stop) for p in prompts]
         toks = [self.tokenize(t, add_special=isinstance(p, str)) for p, t in zip(prompts, texts, strict=True)]
@@ -284,9 +392,13 @@ class LlamaCppBackend:
                     f"LlamaCppBackend: prompt {i} has {len(t)} tokens, more than the context n_ctx={self.n_ctx}"
                 )
         out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        # Pending jobs grouped by prompt, so siblings are admitted together and share one prefill.
-        pending = deque((pi, list(range(params.n))) for pi in range(len(prompts)))
-        free = list(range(self.n_parallel - 1, -1, -1))
+        remaining = [params.n] * len(prompts)
+        # Pending jobs grouped by prompt, so siblings are admitted together and share one prefill; in token
+        # order, so that prompts sharing a prefix follow each other (results do not depend on the order:
+        # every sample has its own RNG).
+        order = sorted(range(len(prompts)), key=lambda i: toks[i]) if self.prefix_cache else range(len(prompts))
+        pending = deque((pi, list(range(params.n))) for pi in order)
+        free = list(range(self.n_parallel))
         live: dict[int, _Seq] = {}
         last_tok: dict[int, int] = {}
 
@@ -301,8 +413,13 @@ class LlamaCppBackend:
                 finish_reason=seq.finish or "length",
                 meta={"backend": self.name},
             )
-            self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+            if not self.prefix_cache:
+                self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+                self._slot_tokens[slot] = []
             free.append(slot)
+            remaining[seq.prompt_idx] -= 1
+            if on_result is not None and remaining[seq.prompt_idx] == 0:
+                on_result(seq.prompt_idx, list(out[seq.prompt_idx]))  # type: ignore[arg-type]
 
         from tqdm.auto import tqdm
 
@@ -316,10 +433,11 @@ class LlamaCppBackend:
                     pending[0] = (pi, rest)
                 else:
                     pending.popleft()
-                slots = [free.pop() for _ in take]
-                logits = self._prefill(toks[pi], slots[0])
+                first, logits = self._load_prompt(toks[pi], free)
+                slots = [first] + [self._take_slot(free) for _ in take[1:]]
                 for s in slots[1:]:
-                    self._lc.llama_memory_seq_cp(self._mem, slots[0], s, -1, -1)
+                    self._lc.llama_memory_seq_cp(self._mem, first, s, -1, -1)
+                    self._slot_tokens[s] = list(toks[pi])
                 for si, slot in zip(take, slots, strict=True):
                     rng = np.random.default_rng([params.seed, pi, si])
                     seq = _Seq(pi, si, len(toks[pi]), rng, pos=len(toks[pi]), stops=stops[pi])
@@ -330,10 +448,11 @@ class LlamaCppBackend:
                         bar.update()
                     else:
                         live[slot], last_tok[slot] = seq, tok
+            self._compact(live, last_tok, free)
             if not live:
                 continue
-            # One decode step for every live sequence.
-            slots = list(live)
+            # One decode step for every live sequence (slots 0..k-1: one forward pass).
+            slots = sorted(live)
             self._decode(
                 [last_tok[s] for s in slots], [live[s].pos for s in slots], slots, [True] * len(slots)
             )
@@ -348,8 +467,15 @@ class LlamaCppBackend:
                     bar.update()
                 else:
                     last_tok[slot] = tok
+            self._compact(live, last_tok, free)
         bar.close()
         return [list(row) for row in out]  # type: ignore[arg-type]
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every cached prompt (benchmarks start each workload cold)."""
+        for slot in range(self.n_parallel):
+            self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
+            self._slot_tokens[slot] = []
 
     def close(self) -> None:
         lc = self._lc

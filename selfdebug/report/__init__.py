@@ -66,6 +66,14 @@ def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "")
     return metrics
 
 
+def _engine_line(engine: dict | None) -> str:
+    """What the engine's prefix cache saved, when it reports it (llama.cpp)."""
+    if not engine or not engine.get("prompt_tokens"):
+        return ""
+    return (f" The engine evaluated {int(engine['prefill_tokens'])} of the {int(engine['prompt_tokens'])} prompt "
+            f"tokens it was given; it took the KV of the other {int(engine['reused_tokens'])} from its prefix cache.")
+
+
 def run_summary(results_dir: str | Path) -> str:
     """What the run cost: wall time, tokens and throughput per benchmark (``summary.json``), and the stage's
     wall time and peak memory from GNU time (``time.txt``) when it was measured."""
@@ -83,11 +91,11 @@ def run_summary(results_dir: str | Path) -> str:
              f"The per-sample records hold {len(unique)} distinct model replies with {sum(unique.values())} "
              f"completion tokens, generated with backend `{summary.get('backend')}`.", "",
              f"The last invocation of the stage asked for {int(gen.get('requests', 0))} requests, of which "
-             f"{int(gen.get('resumed', 0))} were answered from the generation log (an earlier, interrupted "
-             f"invocation had made them); it generated {int(gen.get('completion_tokens', 0))} tokens in "
+             f"{int(gen.get('resumed', 0))} were answered from the generation log (asked before by a benchmark "
+             f"sharing its prompts, or made by an earlier, interrupted invocation); it generated {int(gen.get('completion_tokens', 0))} tokens in "
              f"{gen.get('seconds', 0):.0f} s of engine time "
              f"({gen.get('completion_tokens', 0) / max(gen.get('seconds', 0), 1e-9):.1f} tok/s) and took "
-             f"{summary.get('seconds', 0):.0f} s in all.", "",
+             f"{summary.get('seconds', 0):.0f} s in all." + _engine_line(gen.get("engine")), "",
              "| benchmark | problems | attempts recorded | seconds in the last invocation |", "|---|---|---|---|"]
     for bench, row in summary.get("benchmarks", {}).items():
         lines.append(f"| {bench} | {row['problems']} | {row['records']} | {row['seconds']:.0f} |")

@@ -271,3 +271,105 @@ def test_embedded_render_and_tokens_match_hf():
         assert all(c.completion_tokens > 0 for c in out[0])
     finally:
         b.close()
+
+
+# --- prefix cache, streaming, re-encoded weights ----------------------------------------------------------
+
+SHARED = "You are a careful Python programmer. " * 6
+PREFIXED = [SHARED + "def add(a, b):", SHARED + "def sub(a, b):", SHARED + "def add(a, b):\n    return"]
+
+
+def test_prefix_cache_gives_the_same_completions_and_skips_shared_prompt_tokens(tiny):
+    """Prompts sharing a prefix: the cached-prefix engine evaluates fewer prompt tokens and returns what an
+    engine without the cache returns (greedy and sampled), within a call and across calls."""
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    cached = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=2, prefix_cache=True)
+    plain = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=2, prefix_cache=False)
+    try:
+        for params in (SamplingParams(n=1, temperature=0.0, max_new_tokens=8),
+                       SamplingParams(n=3, temperature=0.9, top_p=0.95, max_new_tokens=8, seed=3)):
+            ours = cached.generate(PREFIXED, params)
+            ref = plain.generate(PREFIXED, params)
+            assert [[c.text for c in r] for r in ours] == [[c.text for c in r] for r in ref]
+            assert [[c.prompt_tokens for c in r] for r in ours] == [[c.prompt_tokens for c in r] for r in ref]
+        asked = cached.stats["prompt_tokens"]
+        assert cached.stats["reused_tokens"] > 0
+        assert cached.stats["prefill_tokens"] + cached.stats["reused_tokens"] == asked
+        assert plain.stats["reused_tokens"] == 0 and plain.stats["prefill_tokens"] == plain.stats["prompt_tokens"]
+        # the second call found every prompt's tokens (but the last) already in a slot
+        shared = len(cached.tokenize(SHARED))
+        assert cached.stats["reused_tokens"] >= shared * 2 + 3 * shared
+    finally:
+        cached.close()
+        plain.close()
+
+
+def test_on_result_streams_each_prompt_once_before_return(backend):
+    seen = []
+    params = SamplingParams(n=2, temperature=0.8, max_new_tokens=6, seed=2)
+    outs = backend.generate(PREFIXED, params, on_result=lambda i, comps: seen.append((i, [c.text for c in comps])))
+    assert sorted(i for i, _ in seen) == [0, 1, 2]
+    assert all(texts == [c.text for c in outs[i]] for i, texts in seen)
+
+
+def test_reencoded_gguf_is_made_once_and_runs(tiny, tmp_path):
+    import shutil
+
+    from selfdebug.generate.gguf_requant import derived_path, requantized_gguf
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    src = Path(shutil.copy(tiny[1], tmp_path / "m.gguf"))
+    assert requantized_gguf(src, "original") == src
+    out = requantized_gguf(src, "q8_0", n_threads=1)
+    assert out == derived_path(src, "q8_0") and out.is_file() and out.stat().st_size < src.stat().st_size
+    stamp = out.stat().st_mtime_ns
+    assert requantized_gguf(src, "q8_0") == out and out.stat().st_mtime_ns == stamp  # not rebuilt
+    src.touch()  # a changed source is re-encoded
+    requantized_gguf(src, "q8_0", n_threads=1)
+    assert out.stat().st_mtime_ns != stamp
+    b = LlamaCppBackend(out, n_ctx=128, n_threads=1, n_parallel=2, weights_tag="q8_0")
+    try:
+        got = b.generate(CHATS[:1], SamplingParams(n=1, temperature=0.0, max_new_tokens=4))
+        assert got[0][0].completion_tokens >= 1
+    finally:
+        b.close()
+    with pytest.raises(ValueError, match="gguf_type"):
+        requantized_gguf(src, "q2_k")
+
+
+def test_live_sequences_stay_in_consecutive_slots(tiny):
+    """Every decode step covers slots 0..k-1 (llama.cpp runs one forward pass per run of consecutive slots),
+    while sequences of different lengths finish and are replaced; results equal the one-slot engine's."""
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    b = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=4)
+    single = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=1)
+    steps, prefilling = [], []
+    decode, prefill = b._decode, b._prefill
+
+    def spy_decode(tokens, positions, seq_ids, outputs):
+        if not prefilling:  # a decode step, not a prompt evaluation
+            steps.append(list(seq_ids))
+        return decode(tokens, positions, seq_ids, outputs)
+
+    def spy_prefill(*args, **kwargs):
+        prefilling.append(1)
+        try:
+            return prefill(*args, **kwargs)
+        finally:
+            prefilling.pop()
+
+    b._decode, b._prefill = spy_decode, spy_prefill
+    try:
+        # stop strings end sequences at different steps (the random tiny model never says EOS)
+        params = SamplingParams(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5, stop=("e", "a", "o"))
+        ours = b.generate(PREFIXED + CHATS, params)
+        ref = single.generate(PREFIXED + CHATS, params)
+    finally:
+        b.close()
+        single.close()
+    assert [[c.text for c in r] for r in ours] == [[c.text for c in r] for r in ref]
+    lengths = {c.completion_tokens for r in ours for c in r}
+    assert len(lengths) > 1  # sequences did finish at different steps, so holes were made and packed
+    assert steps and all(ids == list(range(len(ids))) for ids in steps)

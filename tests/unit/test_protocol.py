@@ -136,3 +136,47 @@ def test_per_problem_table_averages_to_the_headline_numbers(tmp_path):
         rows = frame[(frame["approach"] == label[e["chain"]]) & (frame["round"] == e["round"])]
         assert len(rows) == 2
         assert rows[f"pass@{e['k']}"].mean() == pytest.approx(e["value"], abs=1e-4)
+
+
+def test_a_round_sends_every_chain_to_the_engine_together(tmp_path):
+    """Refine, Expl.+Refine and Resample requests of one round reach the engine in one runner call per
+    sampling-parameter group (refinements share theirs), not one call per chain."""
+
+    class Recording(ScriptedBackend):
+        def __init__(self):
+            super().__init__()
+            self.batches = []
+
+        def generate(self, prompts, params):
+            self.batches.append([c[-1]["content"][:5] for c in prompts])
+            return super().generate(prompts, params)
+
+    b = Recording()
+    runner = GenerationRunner(backend=b, cache=JsonlLog(tmp_path / "gen.jsonl"), model_tag="toy", chunk_size=100)
+    evaluate_benchmark("toy", [problem(0), problem(1)], runner=runner, execute=execute, n_samples=3,
+                       temperature=0.8, top_p=0.95, max_new_tokens=8, refine_temperature=0.7,
+                       refine_max_new_tokens=8, rounds=1, matched_baseline=True)
+    # initial call, then round 1: one call with 5 refine + 5 explain_refine prompts, one with 5 resamples
+    assert [len(x) for x in b.batches] == [2, 10, 5]
+
+
+def test_streaming_engine_results_are_logged_as_they_finish(tmp_path):
+    """An engine with ``streams_results`` gets ``on_result``; a failure mid-call keeps what was finished."""
+
+    class Streaming(ScriptedBackend):
+        streams_results = True
+
+        def generate(self, prompts, params, on_result=None):
+            outs = super().generate(prompts, params)
+            on_result(1, outs[1])
+            raise RuntimeError("killed")
+
+    log = JsonlLog(tmp_path / "gen.jsonl")
+    runner = GenerationRunner(backend=Streaming(), cache=log, model_tag="toy", chunk_size=1)
+    from selfdebug.evaluate.protocol import Request
+    from selfdebug.generate.base import SamplingParams
+
+    reqs = [Request(f"t{i}", [{"role": "user", "content": f"q{i}"}], SamplingParams(n=2)) for i in range(3)]
+    with pytest.raises(RuntimeError, match="killed"):
+        runner.run(reqs, "x")
+    assert [f"toy:{r.key}" in JsonlLog(tmp_path / "gen.jsonl") for r in reqs] == [False, True, False]
