@@ -109,7 +109,8 @@ class GenerationRunner:
                     outs = self.backend.generate(chats, params)
                 dt = time.perf_counter() - t0
                 if len(outs) != len(chunk):
-                    raise RuntimeError(f"backend {self.backend.name} returned {len(outs)} results for {len(chunk)} prompts")
+                    raise RuntimeError(f"backend {self.backend.name} returned {len(outs)} results for "
+                                       f"{len(chunk)} prompts")
                 for j, comps in enumerate(outs):
                     log_result(j, comps)
                 ntok = sum(done.values())

@@ -1,15 +1,16 @@
 """Re-encode a GGUF's weights in another llama.cpp type, once, for a faster CPU kernel.
 
-Why: the embedded GGUF stores most matrices as Q5_0 (Qwen2.5-0.5B's 4864-wide FFN does not divide into
-K-quant super-blocks, so "Q4_K_M" falls back to Q5_0 for 133 of 169 matrices). On x86 CPUs llama.cpp has
-tiled matrix-multiply kernels (llamafile's tinyBLAS) for Q8_0 but not for Q5_0, and batched decoding is
-compute-bound, so the Q8_0 copy decodes faster (benchmarks/results/generate.md measures both). Q8_0 is a *widening*: every 32-weight block of the source becomes a
-block with 255 levels instead of 32, so each weight moves by at most 1/254 of its block's range, about 6%
-of one Q5_0 step; greedy and sampled pass@1 are compared in the benchmark.
+Why: the embedded GGUF stores most matrices as Q5_0 (Qwen2.5-0.5B's 4864-wide FFN does not divide into K-quant
+super-blocks, so "Q4_K_M" falls back to Q5_0 for 133 of 170 matrices). On x86 CPUs llama.cpp has tiled matrix-
+multiply kernels (llamafile's tinyBLAS) for Q8_0 but not for Q5_0, and batched decoding is compute-bound, so
+the Q8_0 copy decodes faster (benchmarks/results/generate.md measures both). Q8_0 is a *widening*: every
+32-weight block of the source becomes a block with 255 levels instead of 32, so each weight moves by at most
+1/254 of the largest magnitude in its block, about 6% of one Q5_0 step; greedy and sampled pass@1 are compared
+in the benchmark.
 
 The derived file sits next to its source with a JSON marker naming the source (name, size, mtime) and the
-type; it is rebuilt when either changes, written to a temporary name and renamed, so a crash never leaves
-a half-written GGUF under the final name.
+type; it is rebuilt when either changes, written to a temporary name and renamed, so a crash never leaves a
+half-written GGUF under the final name.
 """
 
 from __future__ import annotations

@@ -306,8 +306,9 @@ class LlamaCppBackend:
 
         Why: llama.cpp splits a decode batch into one forward pass per run of *consecutive* sequence ids
         (each sequence has its own KV stream, and a pass reads a contiguous range of streams). Live slots
-        {0, 5, 9} would cost three passes, each streaming all the weights, where {0, 1, 2} costs one. A move is one KV-stream copy (a memcpy of a few tens of MB),
-        far cheaper than an extra pass; the KV is copied exactly, so results do not change."""
+        {0, 5, 9} would cost three passes, each streaming all the weights, where {0, 1, 2} costs one. A move
+        is one KV-stream copy (a memcpy of a few tens of MB), far cheaper than an extra pass; the KV is copied
+        exactly, so results do not change."""
         while live and free:
             hole, top = min(free), max(live)
             if hole > top:
