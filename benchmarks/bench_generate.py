@@ -49,7 +49,10 @@ CONFIGS: dict[str, dict] = {
     "llamacpp-32-q8_0-fa-cache": {"engine": "llamacpp", "n_parallel": 32, "gguf_type": "q8_0", "flash_attn": True,
                                   "prefix_cache": True},
 }
-DEFAULT_CONFIGS = ["hf-16", "llamacpp-32-shipped", "llamacpp-32-q8_0-fa-cache"]
+PROFILE_CONFIG = "llamacpp-32-q8_0-fa-cache"
+"""The configuration the cpu profile runs (``check_profile_config`` keeps it in step with configs/cpu.yaml)."""
+LLAMACPP_KEYS = ("gguf_type", "flash_attn", "prefix_cache", "n_parallel")
+DEFAULT_CONFIGS = ["hf-16", "llamacpp-32-shipped", PROFILE_CONFIG]
 """The batched transformers baseline, llama.cpp on the GGUF as shipped, and the profile's configuration.
 The others (``--configs``): one-at-a-time baselines, and Q8_0 without flash attention and prefix cache."""
 EXECUTOR_LABEL = "the project sandbox (selfdebug.sandbox), HumanEval's tests in structured form"
@@ -106,23 +109,35 @@ def sandbox_pass(problems: list, completions: list[str]) -> list[bool]:
         return [r.passed for r in sandbox.run(jobs)]
 
 
+def model_config(spec: dict, threads: int) -> dict:
+    """The ``model`` section a profile would hold for this configuration (built by ``make_backend``, so the
+    benchmark runs exactly the code path the profiles run)."""
+    if spec["engine"] == "hf":
+        return {"id": "embedded", "backend": "hf", "batch_size": spec["batch_size"]}
+    # n_ctx 2048 per sequence holds every prompt and reply of these workloads; the profile keeps the
+    # engine's default (4096) as headroom for longer refinement prompts: it only sizes the KV cache.
+    return {"id": "embedded", "backend": "llamacpp", "batch_size": spec["n_parallel"], "n_ctx": 2048,
+            "n_threads": threads, **{k: spec[k] for k in ("gguf_type", "flash_attn", "prefix_cache")}}
+
+
 def make(spec: dict, threads: int):
-    from selfdebug.generate.provision import embedded_gguf_path, provision_embedded
+    from selfdebug.generate import make_backend
 
     if spec["engine"] == "hf":
         import torch
 
-        from selfdebug.generate.hf import HFBackend
-
         torch.set_num_threads(threads)
-        return HFBackend(provision_embedded(), batch_size=spec["batch_size"])
-    from selfdebug.generate.gguf_requant import requantized_gguf
-    from selfdebug.generate.llamacpp import LlamaCppBackend
+    return make_backend(model_config(spec, threads))
 
-    path = requantized_gguf(embedded_gguf_path(), spec["gguf_type"], threads)
-    return LlamaCppBackend(path, n_ctx=2048, n_threads=threads, n_parallel=spec["n_parallel"],
-                           flash_attn=spec["flash_attn"], prefix_cache=spec["prefix_cache"],
-                           weights_tag=spec["gguf_type"])
+
+def check_profile_config(prof: dict) -> None:
+    """The configuration labelled as the cpu profile's must have the profile's engine settings."""
+    spec = CONFIGS[PROFILE_CONFIG]
+    wanted = {**prof["extra"], "n_parallel": prof["batch_size"]}
+    differ = {k: (spec.get(k), v) for k, v in wanted.items() if k in LLAMACPP_KEYS and spec.get(k) != v}
+    if differ:
+        raise SystemExit(f"bench config {PROFILE_CONFIG} no longer matches configs/cpu.yaml (bench, profile): "
+                         f"{differ}; update CONFIGS")
 
 
 def _timed(backend, chats, params) -> tuple[list, dict]:
@@ -284,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         args.worker_out.write_text(json.dumps(worker(args)))
         return 0
 
+    check_profile_config(prof)
     configs = args.configs or DEFAULT_CONFIGS
     if any(c.startswith("llamacpp") for c in configs):
         from selfdebug.generate.engine_select import llama_cpp_available
