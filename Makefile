@@ -25,11 +25,13 @@ help:
 setup: $(SETUP_STAMP)
 
 # Reinstalls only when the pins change. torch comes first and alone: on CPU machines `torch==2.13.0`
-# resolves to the CPU wheel; the lock then finds it satisfied.
-$(SETUP_STAMP): pyproject.toml requirements/lock.txt
+# resolves to the CPU wheel; the lock then finds it satisfied. llama-cpp-python is compiled for this CPU by
+# requirements/build_llama_cpp.py (a wheel cache keyed by CPU flags; AMX opted out where it crashes).
+$(SETUP_STAMP): pyproject.toml requirements/lock.txt requirements/build_llama_cpp.py
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements/lock.txt
+	$(PYTHON3) requirements/build_llama_cpp.py --pip $(PY)
 	$(PIP) install -q --no-deps -e .
 	@touch $@
 	@echo "setup: $(VENV) is ready"
@@ -94,8 +96,9 @@ test-slow: setup model
 # Re-pin every package from the working .venv (after changing pyproject.toml's pins).
 lock: setup
 	@{ echo "# Every package of the environment, pinned (pip freeze of a working .venv, less torch, which the Makefile"; \
-	   echo "# installs first as torch==2.13.0, and the project itself). Regenerate with: make lock"; \
-	   $(PIP) freeze --exclude-editable | grep -v -E '^(torch==|pandas[-_]sns)'; } > requirements/lock.txt
+	   echo "# installs first as torch==2.13.0, llama-cpp-python, which it compiles per CPU, and the project itself)."; \
+	   echo "# Regenerate with: make lock"; \
+	   $(PIP) freeze --exclude-editable | grep -v -E '^(torch==|pandas[-_]sns|llama[-_]cpp[-_]python)'; } > requirements/lock.txt
 
 lint: setup
 	$(PY) -m ruff check selfdebug tests benchmarks

@@ -31,7 +31,7 @@ class ModelConfig:
     backend: str = "auto"
     """``auto`` | ``hf`` | ``llamacpp`` | ``vllm`` | ``openai``; auto picks the fastest engine that can run
     these weights (selfdebug.generate.engine_select)."""
-    dtype: str = "bfloat16"
+    dtype: str = "auto"
     batch_size: int = 8
     chat_format: str = "auto"
     """``auto`` (tokenizer's chat template if it has one, else StarChat) | ``template`` | ``starchat``."""
@@ -70,6 +70,10 @@ class EvaluateConfig:
     matched_baseline: bool = True
     bootstrap: int = 1000
     ci: float = 0.95
+    max_sandbox_error_share: float = 0.02
+    """The stage fails when more than this share of a benchmark's attempts are sandbox failures (the harness
+    or a reference solution failed): such attempts are left out of every metric, and many of them mean a
+    broken harness, not a weak model."""
 
 
 @dataclass
@@ -224,6 +228,9 @@ def _validate(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: model.backend {config.model.backend!r} is not one of auto|hf|llamacpp|vllm|openai")
     if not 0 < ev.ci < 1:
         raise ConfigError(f"{where}: evaluate.ci must lie in (0, 1)")
+    if not 0 <= ev.max_sandbox_error_share <= 1:
+        raise ConfigError(f"{where}: evaluate.max_sandbox_error_share must lie in [0, 1], "
+                          f"got {ev.max_sandbox_error_share}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -76,21 +76,29 @@ class JsonlLog:
     def _load(self) -> None:
         raw = self.path.read_bytes()
         lines = raw.split(b"\n")
-        good = 0
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)  # the last non-blank line
+        end = 0  # byte offset just after the last good record's line
+        offset = 0
         for i, line in enumerate(lines):
-            if not line.strip():
+            start, offset = offset, offset + len(line) + 1
+            if not line.strip():  # blank lines (hand edits, an editor's trailing newline) carry no record
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
-                if i >= len(lines) - 2:  # the torn tail of an interrupted append
+                if i == last:  # the torn tail of an interrupted append
                     log.warning("%s: dropping a torn last record (interrupted write)", self.path)
                     break
                 raise ValueError(f"{self.path}:{i + 1}: corrupt record in the middle of the log") from None
+            if not isinstance(rec, dict) or "key" not in rec:
+                raise ValueError(f"{self.path}:{i + 1}: a log record must be a JSON object with a 'key'")
             self.records[rec["key"]] = rec
-            good += len(line) + 1
-        if good != len(raw):  # rewrite without the torn tail so appends start on a clean line
-            atomic_write_bytes(self.path, raw[:good])
+            end = start + len(line)
+        # Rewrite without a torn tail, and so that the file ends with exactly one newline after the last good
+        # record: the next append must start on a line of its own.
+        clean = raw[:end] + b"\n" if end else b""
+        if clean != raw:
+            atomic_write_bytes(self.path, clean)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -99,9 +107,16 @@ class JsonlLog:
         return self.records.get(key)
 
     def append(self, key: str, value: dict[str, Any]) -> None:
-        rec = {"key": key, **value}
+        self.extend([(key, value)])
+
+    def extend(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        """Append several records with one write and one fsync (a torn write loses at most its last line)."""
+        recs = [{"key": key, **value} for key, value in items]
+        if not recs:
+            return
         with open(self.path, "a") as fh:
-            fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
+            fh.write("".join(json.dumps(rec, sort_keys=True, default=str) + "\n" for rec in recs))
             fh.flush()
             os.fsync(fh.fileno())
-        self.records[key] = rec
+        for rec in recs:
+            self.records[rec["key"]] = rec

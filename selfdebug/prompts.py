@@ -5,16 +5,23 @@ wrong solution sits in the chat history as the assistant's first answer, then a 
 execution feedback and asks either for a refined solution ("Refine") or for an explanation of the bug
 followed by the refinement ("Expl. + Refine", chain-of-thought style). Chats are rendered by
 ``selfdebug.generate.chat`` with the model's template, or the StarChat format for base models.
+
+``parse_reply`` reads a reply back into (explanation, code); ``format_reply`` writes a training target that
+``parse_reply`` reads back exactly. What of the code then runs is ``selfdebug.sanitize``'s business.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+import textwrap
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 from selfdebug.generate.base import Chat
 from selfdebug.problems.base import Problem
+from selfdebug.sanitize import names_of
 
 PromptType = Literal["refine", "explain_refine"]
 PROMPT_TYPES: tuple[PromptType, ...] = ("refine", "explain_refine")
@@ -78,27 +85,227 @@ class ParsedReply:
     """False when the reply had no fenced code block (the whole reply is then taken as code)."""
 
 
-_BLOCK = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+PYTHON_TAGS = frozenset({"", "python", "py", "python3", "py3"})
+"""Info strings of fenced blocks that hold Python (an untagged block counts)."""
+
+_OPEN = re.compile(r"(`{3,})[ \t]*([^`\n]*)\n")
+_TICKS = re.compile(r"`{3,}")
+
+
+@dataclass(frozen=True)
+class _Block:
+    start: int
+    """Where the opening fence starts: the explanation is the prose before it."""
+    end: int
+    """Just after the closing fence's line (the end of the reply for a block cut off by the token limit)."""
+    python: bool
+    code: str
+    """The block's text, normalised (``normalise_code``)."""
+
+
+def _parses(code: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(textwrap.dedent(code))
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _compiles(code: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            compile(code, "<reply>", "exec", dont_inherit=True)  # compiled only, never run
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+_TOP_DEF = re.compile(r"(async\s+def|def|class|import|from)\s|@")
+
+
+def normalise_code(code: str) -> str:
+    """Code as ``parse_reply`` hands it back: no leading blank lines, one trailing newline, and a block
+    indented as a whole (a reply that nests its code in a list item) moved to column 0 when it is a module
+    (starts with ``def``/``class``/``import``/a decorator, and compiles once dedented). A bare function body
+    (HumanEval's completion style) keeps its indentation: it is appended to the prompt's signature."""
+    lines = code.split("\n")
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    code = "\n".join(lines).rstrip()
+    if not code:
+        return ""
+    if code[0] in " \t":  # the first line is indented (blank lines are gone), so maybe the whole block is
+        dedented = textwrap.dedent(code)
+        if _TOP_DEF.match(dedented) and _compiles(dedented):
+            code = dedented
+    return code + "\n"
+
+
+def _line_start(text: str, i: int) -> int:
+    return text.rfind("\n", 0, i) + 1
+
+
+def _line_end(text: str, i: int) -> int:
+    j = text.find("\n", i)
+    return len(text) if j < 0 else j + 1
+
+
+def _close(text: str, c0: int, ticks: int, python: bool) -> tuple[int, int]:
+    """(end of content, end of block) for a block whose content starts at ``c0``.
+
+    A closing fence is a line holding only a run of at least ``ticks`` backticks (CommonMark). For Python,
+    the first such line *at which the content parses* wins, so a line of backticks inside a multi-line
+    string does not end the code; failing that, a run at the end of a code line (``return x```), then the
+    first closing line (broken code), then the end of the reply (cut off by the token limit)."""
+    first_line = first_inline = None
+    for m in _TICKS.finditer(text, c0):
+        if len(m.group()) < ticks:
+            continue
+        ls, le = _line_start(text, m.start()), _line_end(text, m.end())
+        own_line = not text[ls : m.start()].strip() and not text[m.end() : le].strip()
+        if own_line:
+            if not python or _parses(text[c0:ls]):
+                return ls, le
+            first_line = first_line or (ls, le)
+        elif first_inline is None and python and _parses(text[c0 : m.start()]):
+            first_inline = (m.start(), m.end())
+    return first_inline or first_line or (len(text), len(text))
+
+
+def _blocks(text: str) -> list[_Block]:
+    """Every fenced block, in order. An opening fence may follow prose on its line (``Here: ```python``)
+    when it names Python; any other opening fence starts a line (after indentation)."""
+    out, pos = [], 0
+    while (m := _OPEN.search(text, pos)) is not None:
+        ticks, info = m.group(1), m.group(2).strip()
+        tag = info.split()[0].lower() if info else ""
+        before = text[_line_start(text, m.start()) : m.start()]
+        at_line_start = not before.strip()
+        if not at_line_start and (not info or tag not in PYTHON_TAGS):
+            pos = m.start() + len(ticks)
+            continue
+        python = tag in PYTHON_TAGS
+        c0 = m.end()
+        c_end, b_end = _close(text, c0, len(ticks), python)
+        content = text[c0:c_end]
+        indent = len(before) - len(before.lstrip(" ")) if at_line_start else 0
+        if indent:  # CommonMark: a fence indented by n spaces takes up to n spaces off each content line
+            content = "\n".join(re.sub(rf"^ {{0,{indent}}}", "", line) for line in content.split("\n"))
+        out.append(_Block(m.start(), b_end, python, normalise_code(content)))
+        pos = b_end
+    return out
+
+
+def _defines(code: str, name: str) -> bool:
+    return re.search(rf"^\s*((async\s+)?def\s+{re.escape(name)}\s*\(|class\s+{re.escape(name)}\b)", code,
+                     flags=re.M) is not None
+
+
+def _helpers(chosen: str, others: list[str], versions: list[bool]) -> str:
+    """Imports, functions, classes and assignments from the reply's other Python blocks that ``chosen``
+    needs but does not define (transitively, scope-aware: ``selfdebug.sanitize.names_of``); the last
+    definition of a name in the reply wins, except that blocks which define the entry point themselves
+    (``versions``: the wrong solution quoted before the fix, an alternative) give a name only when no other
+    block does. Other blocks' test lines, and what the chosen block defines itself, never come in."""
+    if not _compiles(chosen) or re.search(r"^from\s+__future__\s", chosen, flags=re.M):
+        return ""  # nothing to analyse; or __future__ imports, which must stay first
+    own, needed = names_of(chosen)
+    needed -= own
+    source: dict[str, tuple[int, int, str]] = {}  # name -> (block, statement, text) of its last definition
+    # the solution's other versions first, so that a block of plain helpers overrides them
+    for b, code in sorted(enumerate(others), key=lambda bc: not versions[bc[0]]):
+        try:
+            tree = ast.parse(code)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            continue
+        for s, node in enumerate(tree.body):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = {(a.asname or a.name).split(".")[0] for a in node.names if a.name != "*"}
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names = {node.name}
+            elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            else:
+                continue
+            lines = code.split("\n")[_first_line(node) - 1 : node.end_lineno]
+            for name in names - own:
+                source[name] = (b, s, "\n".join(lines))
+    picked: dict[tuple[int, int], str] = {}
+    todo = [n for n in needed if n in source]
+    while todo:
+        b, s, text = source[todo.pop()]
+        if (b, s) in picked or not _compiles(text):
+            continue
+        picked[(b, s)] = text
+        todo += [n for n in names_of(text)[1] - own if n in source and source[n][:2] not in picked]
+    out = ""
+    for _, text in sorted(picked.items()):  # imports one per line, definitions a blank line apart
+        sep = "\n" if re.match(r"(import|from)\s", text) and re.match(r"(import|from)\s", out.rsplit("\n", 1)[-1]) \
+            else "\n\n"
+        out = f"{out}{sep}{text}" if out else text
+    return out
+
+
+def _first_line(node: ast.stmt) -> int:
+    return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
 
 
 def parse_reply(text: str, entry_point: str | None = None) -> ParsedReply:
     """Split a reply into (explanation, code).
 
-    The code is the fenced block that defines ``entry_point`` (the last such, since a model that explains
-    may first quote the wrong code), else the longest block; an unterminated block at the end (a reply cut
-    by the token limit) still counts. The explanation is the prose before that block.
+    The code is the Python block that defines ``entry_point`` (the last such, since a model that explains
+    may first quote the wrong code), else the longest Python block; an unterminated block at the end (a
+    reply cut by the token limit) still counts. Fences are found as ``_blocks`` and ``_close`` say (after
+    prose on a line, a fence inside a string, indented blocks). When the code needs imports, helpers or
+    constants that the reply puts in *other* Python blocks, those definitions come first (``_helpers``).
+    The explanation is the prose before the chosen block, without code blocks; prose after it is ignored.
+    The code is normalised (``normalise_code``). A reply without a block is all code (``found_block``
+    False).
     """
-    blocks = [(m.start(), m.group(1).lower(), m.group(2)) for m in _BLOCK.finditer(text)]
-    blocks = [b for b in blocks if b[1] in ("", "python", "py", "python3")]
+    every = _blocks(text)
+    blocks = [b for b in every if b.python]
     if not blocks:
         return ParsedReply(code=text.strip("\n"), explanation="", found_block=False)
     chosen = None
     if entry_point:
-        pattern = re.compile(rf"^\s*(async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
-        defining = [b for b in blocks if pattern.search(b[2])]
+        defining = [b for b in blocks if _defines(b.code, entry_point)]
         if defining:
             chosen = defining[-1]
     if chosen is None:
-        chosen = max(blocks, key=lambda b: len(b[2]))
-    explanation = _BLOCK.sub("", text[: chosen[0]]).strip()
-    return ParsedReply(code=chosen[2].rstrip() + "\n", explanation=explanation, found_block=True)
+        chosen = max(blocks, key=lambda b: len(b.code))
+    prose, pos = [], 0
+    for b in every:
+        if b.start >= chosen.start:
+            break
+        prose.append(text[pos : b.start])
+        pos = b.end
+    prose.append(text[pos : chosen.start])
+    others = [b for b in blocks if b is not chosen]
+    helpers = _helpers(chosen.code, [b.code for b in others],
+                       [bool(entry_point) and _defines(b.code, entry_point) for b in others])
+    code = f"{helpers}\n\n\n{chosen.code}" if helpers else chosen.code
+    return ParsedReply(code=code, explanation="".join(prose).strip(), found_block=True)
+
+
+def format_reply(explanation: str, code: str) -> str:
+    """A reply with ``explanation`` then ``code`` in one Python block, as ``parse_reply`` reads replies:
+    ``parse_reply(format_reply(e, c))`` gives back ``normalise_code(c)`` and ``e.strip()``, for any code.
+
+    The fence is longer than any run of backticks in the code (CommonMark), so code that holds three backticks
+    (in a string, say) cannot close it. An empty explanation (the "Refine" format) gives the bare block. The explanation may
+    not hold three backticks in a row (it would open a block), and the code may not be empty."""
+    body = normalise_code(code)
+    if not body:
+        raise ValueError("format_reply: the code is empty; a training target needs a program")
+    prose = explanation.strip()
+    if _TICKS.search(prose):
+        raise ValueError("format_reply: the explanation holds three or more backticks in a row, which would "
+                         f"read as a code fence: {prose[:80]!r}")
+    longest = max((len(run) for run in re.findall(r"`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    block = f"{fence}python\n{body}{fence}\n"
+    return f"{prose}\n\n{block}" if prose else block

@@ -2,7 +2,8 @@
 
 Layout of ``runs/<profile>/evaluate/``: ``config.yaml`` (resolved), ``generations.jsonl`` (every model
 reply, the resume log), ``samples/<benchmark>.jsonl.gz`` (one record per attempt: code, explanation,
-verdict, feedback), ``metrics.json``, ``tables/`` and ``figures/``.
+verdict, feedback), ``evalplus/<benchmark>_<chain>.jsonl`` (the samples in EvalPlus's format:
+selfdebug.evaluate.export), ``metrics.json``, ``tables/`` and ``figures/``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from selfdebug.config import Config
+from selfdebug.evaluate.export import export_evalplus
 from selfdebug.evaluate.protocol import GenerationRunner, evaluate_benchmark
 from selfdebug.io import JsonlLog, atomic_write_json, write_jsonl
 from selfdebug.problems import load_benchmark
@@ -33,6 +35,28 @@ def make_executor(sandbox: Any, suite: str):
         return [r.to_dict() for r in results]
 
     return execute
+
+
+class SandboxErrorShareExceeded(RuntimeError):
+    """Too many of a benchmark's attempts failed in the sandbox itself: the harness, not the model, is broken."""
+
+
+def check_sandbox_errors(bench: str, records: list[dict[str, Any]], max_share: float, where: Path | str = "") -> None:
+    """Raise when more than ``max_share`` of a benchmark's attempts are sandbox failures.
+
+    Such attempts are left out of every metric (selfdebug.evaluate.metrics); past a small share the numbers
+    would describe whatever problems the harness could run, so the stage stops instead of reporting them.
+    """
+    bad = [r for r in records if r["status"] == "sandbox_error"]
+    if not records or len(bad) / len(records) <= max_share:
+        return
+    first = bad[0]
+    raise SandboxErrorShareExceeded(
+        f"{bench}: {len(bad)} of {len(records)} attempts ({len(bad) / len(records):.1%}) were sandbox failures "
+        f"(the harness or a reference solution failed, not the model's program), more than "
+        f"evaluate.max_sandbox_error_share={max_share:.1%}. First: {first['task_id']} ({first['chain']}, round "
+        f"{first['round']}): {str(first.get('feedback', ''))[:300]!r}. Records: {where}. Fix the harness, or allow "
+        "more with --override evaluate.max_sandbox_error_share=<share>.")
 
 
 def load_problems(config: Config) -> dict[str, list[Problem]]:
@@ -84,8 +108,11 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
                 prompts=tuple(ev.prompts), rounds=ev.rounds, matched_baseline=ev.matched_baseline,
             )
             write_jsonl(out / "samples" / f"{bench}.jsonl.gz", records)
+            export_evalplus(bench, records, probs, out / "evalplus")
             summary["benchmarks"][bench] = {"problems": len(probs), "records": len(records),
                                             "seconds": round(time.perf_counter() - t0, 1)}
+            summary["benchmarks"][bench]["sandbox_errors"] = sum(r["status"] == "sandbox_error" for r in records)
+            check_sandbox_errors(bench, records, ev.max_sandbox_error_share, out / "samples" / f"{bench}.jsonl.gz")
     finally:
         if own_sandbox and hasattr(sandbox, "close"):
             sandbox.close()
@@ -107,10 +134,14 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
 
 
 def _model_tag(config: Config, backend: Any = None) -> str:
-    """Cache namespace: a reply is reused only for the same model weights (and the same encoding of them:
-    a GGUF re-encoded by gguf_requant is tagged ``<id>@<type>``)."""
-    weights = getattr(backend, "weights_tag", "original")
-    return config.model.id if weights in (None, "", "original") else f"{config.model.id}@{weights}"
+    """Cache namespace: a reply is reused only from the same model. The backend's ``cache_tag`` names the
+    engine, a fingerprint of the weights that run (a retrained checkpoint in the same folder, or another
+    encoding of a GGUF, is another model) and the chat format; a backend without one (a test double) is
+    named by its ``name`` and the configured chat format."""
+    tag = getattr(backend, "cache_tag", None)
+    if not tag:
+        tag = f"{getattr(backend, 'name', type(backend).__name__)}|chat={config.model.chat_format}"
+    return f"{config.model.id}|{tag}"
 
 
 def backend_settings(config: Config) -> dict[str, Any]:

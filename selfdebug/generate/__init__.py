@@ -2,13 +2,14 @@
 
 ``model_cfg`` keys: ``id`` (hub id, local folder or ``"embedded"``), ``backend``
 (``hf``|``vllm``|``openai``|``llamacpp``|``auto``), ``dtype``, ``batch_size``, ``chat_format``,
-``device``, for openai ``base_url``/``api_key_env``, and for llamacpp ``n_ctx``, ``n_threads``, ``n_batch``,
+``device``, for openai ``base_url``/``api_key_env``/``logprobs``, and for llamacpp ``n_ctx``, ``n_threads``, ``n_batch``,
 ``flash_attn``, ``prefix_cache`` and ``gguf_type`` (``original`` or a wider re-encoding such as ``q8_0``,
 see gguf_requant.py). Backends are imported lazily so that torch,
 vllm or llama.cpp load only when used."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ __all__ = [
     "make_backend",
     "choose_auto_backend",
 ]
+
+log = logging.getLogger(__name__)
 
 BACKENDS = ("hf", "vllm", "openai", "llamacpp", "auto")
 _KNOWN_KEYS = {
@@ -47,6 +50,8 @@ _KNOWN_KEYS = {
     "gguf_type",
     "flash_attn",
     "prefix_cache",
+    "logprobs",
+    "probe",
 }
 
 
@@ -89,7 +94,7 @@ def make_backend(model_cfg: dict) -> Backend:
     if backend == "openai":
         from .openai import OpenAIBackend
 
-        kwargs = {k: cfg[k] for k in ("base_url", "api_key", "concurrency") if k in cfg}
+        kwargs = {k: cfg[k] for k in ("base_url", "api_key", "concurrency", "logprobs") if k in cfg}
         return OpenAIBackend(cfg["id"], api_key_env=cfg.get("api_key_env", "OPENAI_API_KEY"), **kwargs)
 
     from .provision import resolve_model
@@ -103,7 +108,25 @@ def make_backend(model_cfg: dict) -> Backend:
             kwargs["n_parallel"] = int(cfg["batch_size"])  # sequences decoded together
         gguf_type = cfg.get("gguf_type", "original")
         path = requantized_gguf(_gguf_path(cfg), gguf_type, cfg.get("n_threads"))
-        return LlamaCppBackend(path, chat_format=chat_format, weights_tag=gguf_type, **kwargs)
+        settings = {"gguf_path": str(path), "chat_format": chat_format, "weights_tag": gguf_type, **kwargs}
+        attempts: list[dict] = []
+        if cfg.get("probe", True):
+            from .probe import choose_llamacpp_settings
+
+            chosen, attempts = choose_llamacpp_settings(settings)
+            if chosen is None:
+                what = "; ".join(f"{a['settings']}: {a['how']}" for a in attempts)
+                if model_cfg.get("backend", "auto") != "auto":
+                    raise RuntimeError(f"backend 'llamacpp' cannot run {path} on this machine ({what}); "
+                                       "use backend 'hf' or 'auto'")
+                log.warning("llama.cpp cannot run on this machine (%s): falling back to the hf backend", what)
+                backend = "hf"
+            else:
+                settings = chosen
+        if backend == "llamacpp":
+            engine = LlamaCppBackend(**settings)
+            engine.probe_report = attempts
+            return engine
     model_path = resolve_model(cfg["id"])
     if backend == "vllm":
         from .vllm import VLLMBackend

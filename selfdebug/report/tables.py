@@ -62,11 +62,14 @@ def table3(all_metrics: dict[str, Any], round_: int = 1) -> pd.DataFrame:
             resample = _lookup(m, "resample", round_, k)
             for chain in _row_chains(m):
                 e = _lookup(m, chain, 0 if chain == "init" else round_, k)
-                row = {"Benchmarks": group + (f" (without {', '.join(m['missing'])})" if m["missing"] else ""),
+                row = {"Benchmarks": group_label(group, m),
                        "Metric": f"pass@{k}", "Approach": PROMPT_LABELS[chain], "Value": _pct(e)}
                 row["Δ vs Init."] = "" if chain == "init" else f"{100 * (e['value'] - init['value']):+.2f}"
-                row["Δ vs Resample"] = (f"{100 * (e['value'] - resample['value']):+.2f}"
-                                        if resample is not None and chain in ("refine", "explain_refine") else "")
+                # with its paired CI (metrics' deltas) where there is one
+                paired = next((d for d in m.get("deltas", []) if (d["a"], d["b"], d["round"], d["metric"])
+                               == (chain, "resample", round_, f"pass@{k}")), None)
+                row["Δ vs Resample"] = ("" if resample is None or chain not in ("refine", "explain_refine") else
+                                        _delta(paired) if paired else f"{100 * (e['value'] - resample['value']):+.2f}")
                 rows.append(row)
     return pd.DataFrame(rows)
 
@@ -77,25 +80,78 @@ def table4(all_metrics: dict[str, Any], round_: int = 1) -> pd.DataFrame:
     benches = [b for b in BENCH_ORDER if b in all_metrics["benchmarks"]]
     for chain in ("refine", "explain_refine", "resample"):
         row: dict[str, Any] = {"Approach": PROMPT_LABELS[chain]}
-        values = []
+        found = False
         for b in benches:
             entry = next((e for e in all_metrics["benchmarks"][b]["success_rate"]
                           if e["chain"] == chain and e["round"] == round_), None)
             row[BENCH_LABELS[b]] = _pct(entry) + (f" ({entry['fixed']}/{entry['wrong']})" if entry else "")
-            if entry:
-                values.append(entry["value"])
-        if not values:
+            found = found or entry is not None
+        if not found:
             continue
-        row["Average"] = f"{100 * sum(values) / len(values):.2f}"
+        # metrics.success_rate_average: HumanEval and HumanEval+ score the same samples and count once
+        average = next((e for e in all_metrics["success_rate_average"]
+                        if e["chain"] == chain and e["round"] == round_), None)
+        row[AVERAGE_COLUMN] = _pct(average)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+AVERAGE_COLUMN = "Average over sample groups"
+AVERAGE_NOTE = ("Average over sample groups: the mean over distinct sets of samples, HumanEval and HumanEval+ "
+                "(which score the same samples) counting once, as the mean of their two rates.")
+
+def table_deltas(all_metrics: dict[str, Any], rounds: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """The differences people compare (Expl.+Refine - Refine, self-repair - Resample), in points, with paired
+    bootstrap CIs over problems, per benchmark and group; after round 1 and after the last round."""
+    scopes = [(BENCH_LABELS[b], all_metrics["benchmarks"][b]) for b in BENCH_ORDER if b in all_metrics["benchmarks"]]
+    scopes += [(group_label(g, m), m) for g, m in all_metrics["groups"].items()]
+    last = max((e["round"] for _, m in scopes for e in m["deltas"]), default=1)
+    keep = rounds or tuple(sorted({1, last}))
+    rows = []
+    for scope, m in scopes:
+        for e in m["deltas"]:
+            if e["round"] in keep:
+                rows.append({"Benchmarks": scope, "Comparison": f"{PROMPT_LABELS[e['a']]} − {PROMPT_LABELS[e['b']]}",
+                             "Metric": "success rate" if e["metric"] == "success_rate" else e["metric"],
+                             "Round": e["round"], "Δ (points)": _delta(e)})
+    return pd.DataFrame(rows, columns=["Benchmarks", "Comparison", "Metric", "Round", "Δ (points)"])
+
+
+def _delta(e: dict[str, Any]) -> str:
+    text = f"{100 * e['value']:+.2f}"
+    if e["ci_low"] == e["ci_low"]:  # not NaN
+        text += f" [{100 * e['ci_low']:+.1f}, {100 * e['ci_high']:+.1f}]"
+    return text
+
+
+def group_label(group: str, m: dict[str, Any]) -> str:
+    """A pooled group's name, saying which of its benchmarks this profile did not run (tables and figures)."""
+    missing = [BENCH_LABELS.get(b, b) for b in m.get("missing", [])]
+    return group + (f" (without {', '.join(missing)})" if missing else "")
+
+
+def sandbox_note(all_metrics: dict[str, Any]) -> str:
+    """Per benchmark, the attempts the sandbox itself failed on (left out of every number above)."""
+    parts = []
+    for b in [b for b in BENCH_ORDER if b in all_metrics["benchmarks"]]:
+        se = all_metrics["benchmarks"][b].get("sandbox_errors", {})
+        if se.get("attempts"):
+            text = (f"{BENCH_LABELS[b]} {se['attempts']} of {se['total_attempts']} attempts "
+                    f"({100 * se['share']:.1f}%; {se['initial']} initial samples dropped")
+            if se.get("problems_without_samples"):
+                text += f"; no sample left for {', '.join(se['problems_without_samples'])}"
+            parts.append(text + ")")
+    if not parts:
+        return "Sandbox failures (harness or reference errors): none."
+    return ("Sandbox failures (the harness or a reference solution failed; such attempts are left out of pass@k "
+            "and success rates, and never refined): " + "; ".join(parts) + ".")
 
 
 def rounds_frame(all_metrics: dict[str, Any]) -> pd.DataFrame:
     """Long-form pass@k per round (Fig. 4's data): round 0 is Init. for every chain."""
     rows = []
     scopes = {BENCH_LABELS[b]: m for b, m in all_metrics["benchmarks"].items()}
-    scopes.update(all_metrics["groups"])
+    scopes.update({group_label(g, m): m for g, m in all_metrics["groups"].items()})
     for scope, m in scopes.items():
         init = {e["k"]: e for e in m["pass_at_k"] if e["chain"] == "init"}
         for e in m["pass_at_k"]:
@@ -133,6 +189,8 @@ def per_problem_frame(records_by_bench: dict[str, list[dict[str, Any]]], ks: lis
                 for tid, ni, ci in zip(ids, n, c, strict=True):
                     row = {"benchmark": bench, "task_id": tid, "approach": PROMPT_LABELS[chain], "round": round_,
                            "samples": int(ni), "correct": int(ci)}
-                    row.update({f"pass@{k}": round(pass_at_k(int(ni), int(ci), k), 4) for k in ks})
+                    # fewer than k samples (sandbox failures dropped): pass@k is undefined, left empty
+                    row.update({f"pass@{k}": round(pass_at_k(int(ni), int(ci), k), 4) if ni >= k else None
+                                for k in ks})
                     rows.append(row)
     return pd.DataFrame(rows)

@@ -2,7 +2,9 @@
 
 The problem is a JSON file in HumanEval's format (``task_id``, ``prompt``, ``test``, ``entry_point``: the
 program is the completion appended to the prompt), MBPP's (``text``, ``test_list``, ``test_setup_code``:
-the program is the whole solution) or the project's own ``Problem.to_dict`` form.
+the program is the whole solution) or the project's own ``Problem.to_dict`` form. The reference solution
+(``canonical_solution``, ``code``) is optional: without one, every test gets the time-limit floor, and the
+result's ``note`` says so.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ def load_problem(row: dict[str, Any], fmt: str) -> Problem:
         return Problem.from_dict(row)
     if fmt == "humaneval":
         from selfdebug.problems.humaneval import problem_from_row
-        return problem_from_row(row)
+        return problem_from_row(row, require_reference=False)
     from selfdebug.problems.mbpp import problem_from_row as mbpp_row
-    return mbpp_row(row)
+    return mbpp_row(row, require_reference=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=["auto", "humaneval", "mbpp", "problem"], default="auto")
     ap.add_argument("--suite", choices=["base", "plus", "all"], default="base")
     ap.add_argument("--timeout", type=float, default=None,
-                    help="per-test time limit in seconds (default: floor + factor * reference time)")
+                    help="per-test time limit in seconds (default: max(floor, factor x reference time), "
+                         "the floor without a reference solution)")
     ap.add_argument("--run-timeout", type=float, default=30.0, help="bound on the whole run, seconds")
     ap.add_argument("--memory-mb", type=int, default=1024)
     args = ap.parse_args(argv)
@@ -70,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg.timeout_factor = 0.0
     with Sandbox(cfg) as sb:
         result = sb.run([Job(program=problem.program(code), problem=problem, suite=args.suite)])[0]
-    print(json.dumps(result.to_dict(), indent=2))
+    out = result.to_dict()
+    if not problem.reference and args.timeout is None:
+        out["note"] = (f"no reference solution: every test got the time-limit floor of {cfg.timeout_floor_s:g} s "
+                       f"(with one: max(floor, {cfg.timeout_factor:g} x its time), at most "
+                       f"{cfg.per_test_timeout_cap_s:g} s); pass --timeout to choose the limit")
+    print(json.dumps(out, indent=2))
     return 0 if result.status != "sandbox_error" else 3
 
 

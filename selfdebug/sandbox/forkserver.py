@@ -108,7 +108,8 @@ class Server:
         for d in self.scratch_dirs:
             for name in os.listdir(d):
                 path = os.path.join(d, name)
-                if path in (self.root, "/tmp/.keep"):
+                # mount points are the kept interpreter paths' read-only skeletons (no job can mount)
+                if path == self.root or os.path.ismount(path):
                     continue
                 if os.path.isdir(path) and not os.path.islink(path):
                     shutil.rmtree(path, ignore_errors=True)

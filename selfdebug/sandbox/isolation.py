@@ -36,6 +36,7 @@ HIDE_CANDIDATES = ("/root", "/home", "/work", "/farm", "/mnt", "/srv", "/media")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MS_NOEXEC, MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 8, 1024, 2048, 1 << 21
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 PR_CAPBSET_DROP, PR_SET_SECUREBITS = 24, 28
 SECBIT_ALL_LOCKED_NOROOT = 0x2F  # NOROOT, NO_SETUID_FIXUP (both locked), KEEP_CAPS locked off
@@ -164,33 +165,68 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
         raise OSError(err, f"mount {src} on {target}: {os.strerror(err)}")
 
 
+def _under(path: str, dirs: list[str] | set[str]) -> bool:
+    """``path`` is one of ``dirs`` or lies below one."""
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    """The paths not below another one of them, sorted."""
+    return sorted(p for p in paths if not any(p != o and p.startswith(o.rstrip("/") + "/") for o in paths))
+
+
 def private_filesystem(keep: list[str], hide_extra: list[str]) -> list[str]:
-    """In a fresh mount namespace: private tmpfs over every world-writable directory, and empty tmpfs over
-    home and project directories (the repository, benchmark data, other users), re-binding read-only the
-    paths the interpreter needs (``keep``). Returns what was hidden."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for d in private_scratch_dirs():
-        _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
-    hide = sorted({os.path.realpath(p) for p in (*HIDE_CANDIDATES, *hide_extra) if os.path.isdir(p)}
-                  - SYSTEM_DIRS)
-    hide = [h for h in hide if not any(h != o and h.startswith(o + "/") for o in hide)]
-    keep = sorted({os.path.realpath(k) for k in keep if os.path.isdir(k)})
-    staged = []
-    os.makedirs("/tmp/.keep", exist_ok=True)
-    for n, k in enumerate(keep):
-        if any(k == h or k.startswith(h + "/") for h in hide):
-            stage = f"/tmp/.keep/{n}"
-            os.mkdir(stage)
-            _mount(k, stage, None, MS_BIND | MS_REC)
-            staged.append((stage, k))
-    for h in hide:
-        _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
-    for stage, k in staged:
-        os.makedirs(k, exist_ok=True)
-        _mount(stage, k, None, MS_BIND | MS_REC)
-        _mount(None, k, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    os.chmod("/tmp/.keep", 0o700)
-    return hide
+    """In a fresh mount namespace: private tmpfs over every world-writable directory, and empty read-only
+    tmpfs over home and project directories (the repository, benchmark data, other users), re-binding
+    read-only the paths the interpreter needs (``keep``), wherever they live: under a hidden directory (a
+    virtual environment inside the repository) or under ``/tmp`` (a checkout cloned there). A hidden
+    directory inside a kept one stays hidden. Returns what was hidden."""
+    scratch = private_scratch_dirs()
+    # Resolved on the real filesystem, before any mount: once /tmp is a private tmpfs, a kept path under it
+    # no longer exists, so it is held open (O_PATH) and bound back from that descriptor.
+    wanted = {os.path.realpath(p) for p in (*HIDE_CANDIDATES, *hide_extra) if os.path.isdir(p)} - SYSTEM_DIRS
+    hide = [h for h in _outermost(wanted) if not _under(h, scratch)]  # else a private tmpfs covers it
+    kept = {os.path.realpath(k) for k in keep if os.path.isdir(k)} - SYSTEM_DIRS - set(scratch)
+    bind = [k for k in _outermost(kept) if _under(k, hide) or _under(k, scratch)]
+    # a bind brings back its whole tree: a directory to hide inside it (the repository inside a kept
+    # prefix, the cwd inside a virtual environment) is hidden again on top of it
+    rehide = _outermost({h for h in wanted if any(h != k and _under(h, [k]) for k in bind)})
+    fds = [os.open(k, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) for k in bind]
+    try:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        for d in scratch:
+            _mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=1777")
+        # A kept path under a scratch directory needs its parents there: the top one becomes its own small
+        # tmpfs, made read-only below, so no job can write beside the kept tree, rename it or remove it.
+        skeletons = sorted({d.rstrip("/") + "/" + k[len(d.rstrip("/")) + 1:].split("/")[0]
+                            for k in bind for d in scratch if _under(k, [d])} - set(bind))
+        for h in (*hide, *skeletons):
+            os.makedirs(h, exist_ok=True)
+            _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        for k, fd in zip(bind, fds, strict=True):
+            os.makedirs(k, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", k, None, MS_BIND | MS_REC)
+            _read_only(k)
+        for h in rehide:
+            _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+        for h in (*hide, *skeletons, *rehide):
+            _read_only(h)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return [*hide, *rehide]
+
+
+def _read_only(target: str) -> None:
+    """Remount ``target`` read-only, keeping the flags it has: in a user namespace the kernel refuses a
+    remount that would clear a flag locked by the outer mount (noexec, the atime ones)."""
+    have = os.statvfs(target).f_flag
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    for st, ms in ((os.ST_NOEXEC, MS_NOEXEC), (os.ST_NOATIME, MS_NOATIME), (os.ST_NODIRATIME, MS_NODIRATIME),
+                   (os.ST_RELATIME, MS_RELATIME)):
+        if have & st:
+            flags |= ms
+    _mount(None, target, None, flags)
 
 
 def private_scratch_dirs() -> list[str]:
@@ -204,10 +240,23 @@ def join_cgroups(dirs: list[str]) -> None:
             f.write(str(os.getpid()))
 
 
+def package_paths() -> list[str]:
+    """The import path entries that hold installed packages (site-packages, dist-packages, including those
+    a ``.pth`` file adds), in import order. The fork server runs with ``-S`` (no ``.pth`` processing), so it
+    gets them through ``PYTHONPATH``; other ``.pth`` entries (an editable install of the project itself) are
+    left out on purpose: they would expose the repository."""
+    out: list[str] = []
+    for p in sys.path:
+        parts = set(Path(p).parts) if p else set()
+        if ("site-packages" in parts or "dist-packages" in parts) and os.path.isdir(p) and p not in out:
+            out.append(p)
+    return out
+
+
 def interpreter_paths() -> list[str]:
     """Directories the warm interpreter and its lazily imported modules live in."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    paths.update(p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p)
+    paths.update(package_paths())
     return sorted(paths)
 
 

@@ -59,14 +59,16 @@ def mode_of(problem: Problem, tests: list[TestCase]) -> str:
 
 
 def time_limits(cfg: SandboxConfig, n: int, times: list[float | None]) -> list[float]:
-    """floor + factor * reference time, capped; the floor when there is no reference timing at all, and
+    """``max(floor, factor * reference time)``, capped: evalplus's rule (``untrusted_check`` in evalplus
+    0.3.1: ``max(min_time_limit, gt_time_limit_factor * t)``), so a program slow enough to time out there
+    times out here too. The floor when there is no reference timing at all (no reference solution), and
     the cap for a test the reference itself did not finish (a slow test must not get the floor)."""
     c = cfg
     out = []
     for i in range(n):
         t = times[i] if i < len(times) else None
         if t is not None:
-            limit = c.timeout_floor_s + c.timeout_factor * t
+            limit = max(c.timeout_floor_s, c.timeout_factor * t)
         else:
             limit = c.per_test_timeout_cap_s if times else c.timeout_floor_s
         out.append(min(c.per_test_timeout_cap_s, limit))

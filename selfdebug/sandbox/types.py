@@ -30,7 +30,8 @@ class SandboxConfig:
     each job waiting on pipes and wake-ups, which a second one per core fills."""
     timeout_floor_s: float = 1.0
     timeout_factor: float = 4.0
-    """Per-test limit = clamp(floor + factor * reference time of that test, floor, cap) (evalplus style)."""
+    """Per-test limit = min(cap, max(floor, factor * reference time of that test)), evalplus's rule; the
+    floor for a problem without a reference solution."""
     per_test_timeout_cap_s: float = 10.0
     run_timeout_s: float = 30.0
     """Wall-clock bound on one job (program load + all its tests), enforced outside the candidate."""

@@ -11,7 +11,6 @@ import logging
 import os
 import select
 import signal
-import site
 import subprocess
 import sys
 import tempfile
@@ -58,12 +57,13 @@ class Worker:
             self.scratch = tempfile.mkdtemp(prefix="selfdebug-sandbox-")
             conf["scratch"] = self.scratch
         # -S: no site hooks (editable finders, .pth imports) in the warm interpreter, which keeps it small
-        # and cheap to fork; site-packages stay importable through PYTHONPATH.
+        # and cheap to fork; every site-packages folder of the harness (those .pth files add included) stays
+        # importable through PYTHONPATH.
         cmd = [*isolation.launch_prefix(self.level), sys.executable, "-S", "-m", "selfdebug.sandbox.forkserver",
                json.dumps(conf)]
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
-               "PYTHONPATH": os.pathsep.join([repo, *site.getsitepackages()])}
+               "PYTHONPATH": os.pathsep.join([repo, *isolation.package_paths()])}
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, start_new_session=True, env=env, cwd="/")
         hello = json.loads(self._read_line(time.monotonic() + 60))

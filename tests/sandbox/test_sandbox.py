@@ -100,12 +100,13 @@ def test_types_must_match_plain_data(sb: Sandbox) -> None:
 
 
 def test_expected_from_reference_and_time_limit(sb: Sandbox) -> None:
-    ref = "import time\ndef f(x):\n    time.sleep(0.2)\n    return sorted(x)\n"
+    ref = "import time\ndef f(x):\n    time.sleep(0.6)\n    return sorted(x)\n"
     p = fn_problem([TestCase("f([3, 1, 2])", expected_from="reference")], reference=ref)
     r = run1(sb, "def f(x):\n    return sorted(x)\n", p)
     assert r.passed and r.tests[0].expected == "[1, 2, 3]"
-    assert r.reference_time_s is not None and r.reference_time_s >= 0.2
-    assert r.time_limit_s == pytest.approx(2.0 + 4.0 * r.reference_time_s, rel=0.01)
+    assert r.reference_time_s is not None and r.reference_time_s >= 0.6
+    # evalplus's rule, max(floor, factor x t): 4 x 0.6 s beats the 2 s floor (not floor + 4 x t)
+    assert r.time_limit_s == pytest.approx(max(2.0, 4.0 * r.reference_time_s), rel=0.01)
     slow = run1(sb, "import time\ndef f(x):\n    time.sleep(30)\n", p)
     assert slow.status == "timeout" and slow.duration_s < r.time_limit_s + 3
 
@@ -187,6 +188,24 @@ def test_cli_humaneval_and_mbpp(tmp_path: Path) -> None:
     res = json.loads(out.stdout)
     assert res["status"] == "wrong_answer" and res["time_limit_s"] == 2.0
     assert "expect dbl(2) == 4, but was 2" in res["feedback"]
+
+
+def test_cli_rows_without_a_reference_get_the_floor_and_say_so(tmp_path: Path) -> None:
+    """A user checking a program against their own tests has no reference solution."""
+    he = {"task_id": "mine/1", "prompt": "def inc(x):\n", "entry_point": "inc",
+          "test": "def check(candidate):\n    assert candidate(1) == 2\n"}
+    mb = {"task_id": 9002, "text": "Write a function to double.", "test_list": ["assert dbl(2) == 4"]}
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for name, row, answer, status in (("he", he, "    return x + 1\n", "passed"),
+                                      ("mb", mb, "def dbl(x):\n    return x\n", "wrong_answer")):
+        (tmp_path / f"{name}.json").write_text(json.dumps(row))
+        out = subprocess.run([sys.executable, "-m", "selfdebug.sandbox", "--problem", str(tmp_path / f"{name}.json")],
+                             input=answer, capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stderr
+        res = json.loads(out.stdout)
+        assert res["status"] == status, res["feedback"]
+        assert res["time_limit_s"] == SandboxConfig().timeout_floor_s and res["reference_time_s"] is None
+        assert res["note"].startswith("no reference solution: every test got the time-limit floor of 1 s")
 
 
 @pytest.mark.parametrize("level", ["user-ns", "rlimits"])

@@ -1,6 +1,7 @@
 """Every numbered notebook runs end to end through papermill on the smoke profile (tiny model, few problems)."""
 
 import json
+import re
 import shutil
 
 import pytest
@@ -46,6 +47,7 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
         assert chains >= {"init", "refine", "explain_refine", "resample"}
         for name in ("table2_passk.md", "table3_overall.md", "table4_success_rate.md", "selfdebug_passk.png"):
             assert (run_dir / "report" / name).stat().st_size > 0
+        check_what_the_notebook_shows(tmp_path / notebook.name, run_dir)
         # a second run resumes from the generation log: it must not change any verdict
         first = (run_dir / "samples" / "humaneval.jsonl.gz").read_bytes()
         shutil.rmtree(run_dir / "samples")
@@ -55,3 +57,31 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
             kernel_name="python3", progress_bar=False, cwd=str(REPO_ROOT),
         )
         assert (run_dir / "samples" / "humaneval.jsonl.gz").read_bytes() == first
+        # the log of the resumed invocation is appended to the first one's, not written over it
+        assert (run_dir / "evaluate.log").read_text().count("evaluate: invocation started") == 2
+
+
+def check_what_the_notebook_shows(executed, run_dir):
+    """The executed notebook reads as a report: the stage's INFO lines are in its log file, not in red under
+    the cell; progress ran as widget bars (ipywidgets installed); a summary names the log; the notebook ends
+    with a table of the per-sample records."""
+    log_text = (run_dir / "evaluate.log").read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO selfdebug\.evaluate\.",
+                     log_text, re.M), log_text[:2000]
+    nb = json.loads(executed.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    shown = "".join("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert not [o for o in outputs if o.get("name") == "stderr"], "the notebook shows stderr output"
+    assert not re.search(r"INFO:? ?selfdebug\.", shown), "the notebook shows INFO log lines"
+    assert "IProgress not found" not in shown
+    # tqdm drew its bars as widgets: their models are in the widget state papermill saved
+    widget_state = json.dumps(nb["metadata"].get("widgets", {}))
+    assert "FloatProgressModel" in widget_state, "progress bars were not widgets (is ipywidgets installed?)"
+    assert "Full log:" in shown and str(run_dir / "evaluate.log") in shown
+    last = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]["outputs"]
+    assert len(last) == 1 and last[0]["output_type"] == "execute_result", last
+    table = "".join(last[0]["data"]["text/html"])
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", table)
+    assert headers[:6] == ["benchmark", "task_id", "sample", "chain", "round", "status"], headers
+    assert {"feedback", "explanation", "code"} <= set(headers)
+    assert table.count("<tr>") > 1, "no failing Explain + Refine attempt is listed (the tiny model fails them all)"

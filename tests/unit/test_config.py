@@ -60,3 +60,10 @@ def test_resolved_config_round_trips(tmp_path):
     config = load_config("smoke")
     saved = config.save(tmp_path / "config.yaml")
     assert load_config(saved).to_dict() == config.to_dict()
+
+
+def test_sandbox_error_share_is_a_validated_key():
+    assert load_config("base").evaluate.max_sandbox_error_share == 0.02  # set in base.yaml, every profile inherits
+    assert load_config("smoke", ["evaluate.max_sandbox_error_share=0.1"]).evaluate.max_sandbox_error_share == 0.1
+    with pytest.raises(ConfigError, match=r"evaluate\.max_sandbox_error_share must lie in \[0, 1\]"):
+        load_config("smoke", ["evaluate.max_sandbox_error_share=1.5"])

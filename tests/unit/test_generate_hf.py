@@ -117,3 +117,73 @@ def test_base_model_uses_starchat_and_stops_at_end_marker(tmp_path):
         ]
     )
     assert out.prompt_tokens == expected
+
+
+# --- per-sample seeds, token ids, log-probabilities ----------------------------------------------------------
+
+
+def test_a_sample_depends_on_its_seed_not_on_its_batch_mates(tiny_dir, backend):
+    """Row (i, j) samples with its own generator: alone, or padded into a batch beside other prompts and in
+    another row position, it is the same completion (fp32 tiny model: exact)."""
+    params = SamplingParams(n=2, temperature=1.0, top_p=0.95, max_new_tokens=10)
+    seeds = [[11, 12], [21, 22], [31, 32]]
+    batched = backend.generate(PROMPTS, params, seeds=seeds)
+    alone_backend = HFBackend(tiny_dir, dtype="float32", device="cpu", batch_size=1)
+    for i, prompt in enumerate(PROMPTS):
+        for j in range(2):
+            one = alone_backend.generate([prompt], SamplingParams(n=1, temperature=1.0, top_p=0.95,
+                                                                  max_new_tokens=10), seeds=[[seeds[i][j]]])[0][0]
+            assert (one.text, one.token_ids) == (batched[i][j].text, batched[i][j].token_ids)
+    # the seed decides: equal seeds give equal samples, other seeds other ones
+    same = backend.generate([CHAT, CHAT], SamplingParams(n=1, temperature=1.0, max_new_tokens=10), seeds=[[5], [5]])
+    assert same[0][0].text == same[1][0].text
+    other = backend.generate([CHAT] * 4, SamplingParams(n=1, temperature=1.0, max_new_tokens=10),
+                             seeds=[[1], [2], [3], [4]])
+    assert len({o[0].text for o in other}) > 1
+
+
+def test_seeds_must_match_prompts_and_n(backend):
+    with pytest.raises(ValueError, match="seeds has 1 rows for 2 prompts"):
+        backend.generate([CHAT, CHAT], SamplingParams(n=1), seeds=[[1]])
+    with pytest.raises(ValueError, match=r"seeds\[0\] has 1 seeds, expected n=2"):
+        backend.generate([CHAT], SamplingParams(n=2), seeds=[[1]])
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_token_ids_and_raw_logprobs_match_a_forward_pass(backend, temperature):
+    """Completion.token_ids are the ids sampled (decoding to the text) and logprobs are log-softmax of the raw
+    logits at temperature 1, as a plain forward pass over prompt + completion gives them."""
+    import torch
+
+    out = backend.generate(PROMPTS[:2], SamplingParams(n=2, temperature=temperature, max_new_tokens=10))
+    for row in out:
+        for c in row:
+            assert c.prompt_token_ids and len(c.token_ids) == len(c.logprobs) == c.completion_tokens
+            assert backend.tokenizer.decode(c.token_ids).startswith(c.text)
+            ids = torch.tensor([c.prompt_token_ids + c.token_ids])
+            with torch.no_grad():
+                logits = backend.model(ids).logits[0].float()
+            lp = torch.log_softmax(logits, -1)
+            n = len(c.prompt_token_ids)
+            ref = [float(lp[n - 1 + k, t]) for k, t in enumerate(c.token_ids)]
+            assert c.logprobs == pytest.approx(ref, abs=1e-4)
+            assert all(x <= 0 for x in c.logprobs)
+
+
+def test_cache_tag_names_engine_weights_dtype_and_chat_format(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFDEBUG_FINGERPRINT_CACHE", str(tmp_path / "fp.json"))
+    a = HFBackend(tiny_dir, dtype="float32", device="cpu")
+    assert a.cache_tag == HFBackend(tiny_dir, dtype="float32", device="cpu").cache_tag
+    assert a.cache_tag.startswith("hf|weights=") and "dtype=float32" in a.cache_tag and "chat=template:" in a.cache_tag
+    assert HFBackend(tiny_dir, dtype="bfloat16", device="cpu").cache_tag != a.cache_tag
+    assert HFBackend(tiny_dir, dtype="float32", device="cpu", chat_format="starchat").cache_tag != a.cache_tag
+    other = build_tiny_model(tmp_path / "other", seed=5)
+    assert HFBackend(other, dtype="float32", device="cpu").cache_tag != a.cache_tag
+    # a ready-made model is fingerprinted by its parameters, as they are now
+    given = HFBackend("policy", model=a.model, tokenizer=a.tokenizer, device="cpu")
+    tag = given.cache_tag
+    import torch
+
+    with torch.no_grad():
+        next(given.model.parameters()).add_(1e-3)
+    assert given.cache_tag != tag

@@ -47,11 +47,14 @@ def _handler(state: Server):
             choices = []
             for i in range(n):
                 text = f"answer {i} seed={body['seed']}<|end|>tail" if chat else f"code {i}"
+                lp = ({"content": [{"token": "a", "logprob": -0.25}, {"token": "b", "logprob": -1.5}]} if chat
+                      else {"tokens": ["c"], "token_logprobs": [-0.75]})
                 choices.append(
                     {
                         "index": i,
-                        "finish_reason": "length" if i == 1 else "stop",
+                        "finish_reason": "length" if body["seed"] % 2 else "stop",
                         **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
+                        **({"logprobs": lp} if body.get("logprobs") is not None else {}),
                     }
                 )
             resp = {"choices": choices, "usage": {"prompt_tokens": 11, "completion_tokens": 10 * n}}
@@ -84,9 +87,12 @@ def test_chat_n_completions_usage_and_auth(server, monkeypatch):
     monkeypatch.setenv("MY_KEY", "sk-test")
     b = OpenAIBackend("gpt-x", base_url=server.url, api_key_env="MY_KEY")
     out = b.generate(
-        [CHAT], SamplingParams(n=2, temperature=0.5, top_p=0.9, max_new_tokens=64, stop=("<|end|>",), seed=3)
+        [CHAT], SamplingParams(n=2, temperature=0.5, top_p=0.9, max_new_tokens=64, stop=("<|end|>",)),
+        seeds=[[3, 2**40 + 4]],
     )
-    path, headers, body = server.requests[0]
+    # one request per sample (n=1), each with its own seed (reduced to 31 bits)
+    assert sorted(body["seed"] for _, _, body in server.requests) == [3, 4]
+    path, headers, body = next(r for r in server.requests if r[2]["seed"] == 3)
     assert path == "/v1/chat/completions"
     assert headers["Authorization"] == "Bearer sk-test"
     assert body == {
@@ -97,13 +103,13 @@ def test_chat_n_completions_usage_and_auth(server, monkeypatch):
         "seed": 3,
         "stop": ["<|end|>"],
         "messages": CHAT,
-        "n": 2,
+        "n": 1,
     }
     cs = out[0]
-    assert [c.text for c in cs] == ["answer 0 seed=3", "answer 1 seed=3"]  # stop applied locally too
-    assert all(c.prompt_tokens == 11 for c in cs)
-    assert sum(c.completion_tokens for c in cs) == 20
-    assert cs[1].finish_reason == "stop"  # cut at a stop string, even though the server said length
+    assert [c.text for c in cs] == ["answer 0 seed=3", "answer 0 seed=4"]  # stop applied locally too
+    assert all(c.prompt_tokens == 11 and c.completion_tokens == 10 for c in cs)
+    assert cs[0].finish_reason == "stop"  # cut at a stop string, even though the server said length
+    assert cs[0].logprobs is None and cs[0].token_ids is None
 
 
 def test_raw_prompt_uses_completions_endpoint(server):
@@ -139,13 +145,25 @@ def test_client_error_is_not_retried(server):
     assert len(server.requests) == 1
 
 
-def test_server_ignoring_n_is_topped_up(server):
+def test_every_sample_is_its_own_seeded_request(server):
+    """Servers that ignore n > 1 are no problem, and a sample does not depend on what else was asked."""
     server.max_n = 1
     b = OpenAIBackend("m", base_url=server.url)
     out = b.generate([CHAT, CHAT], SamplingParams(n=3, seed=0))
     assert [len(cs) for cs in out] == [3, 3]
-    assert len(server.requests) == 6
-    assert len({c.text for c in out[0]}) == 3  # each top-up round uses a new seed
+    assert len(server.requests) == 6 and all(body["n"] == 1 for _, _, body in server.requests)
+    assert len({c.text for cs in out for c in cs}) == 6  # every sample has a seed of its own
+    together = b.generate([CHAT, CHAT], SamplingParams(n=3), seeds=[[1, 2, 3], [4, 5, 6]])
+    alone = b.generate([CHAT], SamplingParams(n=1), seeds=[[5]])
+    assert alone[0][0].text == together[1][1].text == "answer 0 seed=5<|end|>tail"
+
+
+def test_logprobs_on_request(server):
+    b = OpenAIBackend("m", base_url=server.url, logprobs=True)
+    chat, raw = b.generate([CHAT, "def f():"], SamplingParams())
+    assert server.requests[0][2]["logprobs"] in (True, 0)
+    assert chat[0].logprobs == [-0.25, -1.5] and raw[0].logprobs == [-0.75]
+    assert OpenAIBackend("m", base_url=server.url).cache_tag == f"openai|{server.url}|model=m"
 
 
 def test_factory_reads_base_url_from_env(server, monkeypatch):

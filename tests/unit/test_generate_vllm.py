@@ -29,10 +29,16 @@ class FakeTokenizer:
 
 
 @dataclass
+class FakeLogprob:
+    logprob: float
+
+
+@dataclass
 class FakeOutput:
     text: str
     token_ids: list
     finish_reason: str
+    logprobs: list | None = None
 
 
 @dataclass
@@ -58,17 +64,17 @@ def make_fake_vllm(chat_template):
             return self.tok
 
         def generate(self, prompts, sampling_params, use_tqdm=True):
+            """Like vLLM: one result per request, its outputs a function of (prompt, seed) only."""
             mod.calls["generate"] = (prompts, sampling_params)
-            return [
-                FakeResult(
-                    p["prompt_token_ids"],
-                    [
-                        FakeOutput(f"out{i}-{k}", [1] * (k + 2), "length" if k == 0 else "stop")
-                        for k in range(sp.kw["n"])
-                    ],
-                )
-                for i, (p, sp) in enumerate(zip(prompts, sampling_params, strict=True))
-            ]
+            out = []
+            for p, sp in zip(prompts, sampling_params, strict=True):
+                seed = sp.kw["seed"]
+                toks = [7] * (seed % 3 + 1)
+                out.append(FakeResult(p["prompt_token_ids"], [
+                    FakeOutput(f"out{len(p['prompt_token_ids'])}-{seed}-{k}", toks, "length" if seed % 2 else "stop",
+                               [{7: FakeLogprob(-0.5), 8: FakeLogprob(-1.0)}] * len(toks))
+                    for k in range(sp.kw["n"])]))
+            return out
 
     mod.LLM, mod.SamplingParams = LLM, SamplingParams
     return mod
@@ -86,18 +92,34 @@ def test_maps_sampling_params_and_results(monkeypatch):
     assert fake.calls["llm"]["model"] == "/models/x" and fake.calls["llm"]["dtype"] == "bfloat16"
     assert fake.calls["llm"]["max_model_len"] == 4096
     params = SamplingParams(n=3, temperature=0.7, top_p=0.9, max_new_tokens=100, stop=("\nassert",), seed=5)
-    out = b.generate([CHAT, "def f():"], params)
+    seeds = [[10, 11, 12], [20, 21, 22]]
+    out = b.generate([CHAT, "def f():"], params, seeds=seeds)
     prompts, sps = fake.calls["generate"]
+    # one request per sample, n=1, each with its own seed and the sampled token's logprob asked for
+    assert [sp.kw["seed"] for sp in sps] == [10, 11, 12, 20, 21, 22]
     assert sps[0].kw == dict(
-        n=3, temperature=0.7, top_p=0.9, top_k=-1, max_tokens=100, stop=["\nassert"], seed=5
+        n=1, temperature=0.7, top_p=0.9, top_k=-1, max_tokens=100, stop=["\nassert"], seed=10, logprobs=0
     )
     rendered = "<|im_start|>user\nWrite add.<|im_end|>\n<|im_start|>assistant\n"
     assert prompts[0]["prompt_token_ids"] == [ord(c) for c in rendered]  # template, no extra BOS
-    assert prompts[1]["prompt_token_ids"] == [0] + [ord(c) for c in "def f():"]  # raw: tokenizer specials
+    assert prompts[3]["prompt_token_ids"] == [0] + [ord(c) for c in "def f():"]  # raw: tokenizer specials
     assert [len(cs) for cs in out] == [3, 3]
     c = out[1][1]
-    assert (c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason) == ("out1-1", 9, 3, "stop")
-    assert out[0][0].finish_reason == "length"
+    assert (c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason) == ("out9-21-0", 9, 1, "length")
+    assert c.prompt_token_ids == prompts[3]["prompt_token_ids"] and c.token_ids == [7] and c.logprobs == [-0.5]
+    assert out[1][0].finish_reason == "stop"
+
+
+def test_a_sample_does_not_depend_on_its_call(monkeypatch):
+    """Sample j of a prompt is its own request: asked alone or with others, under n=1 or n=3, the same."""
+    monkeypatch.setitem(sys.modules, "vllm", make_fake_vllm(CHAT_TEMPLATE))
+    from selfdebug.generate.vllm import VLLMBackend
+
+    b = VLLMBackend("m")
+    together = b.generate([CHAT, "x"], SamplingParams(n=3), seeds=[[4, 5, 6], [7, 8, 9]])
+    alone = b.generate(["x"], SamplingParams(n=1), seeds=[[8]])
+    assert alone[0][0].text == together[1][1].text
+    assert len({c.text for c in together[0]}) == 3
 
 
 def test_greedy_disables_top_p(monkeypatch):
@@ -138,3 +160,16 @@ def test_factory_builds_vllm_for_a_hub_id(monkeypatch):
     assert isinstance(b, VLLMBackend)
     assert fake.calls["llm"]["model"] == "Qwen/Qwen2.5-Coder-7B-Instruct"
     assert fake.calls["llm"]["max_model_len"] == 2048
+
+
+def test_cache_tag_fingerprints_a_local_folder(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "vllm", make_fake_vllm(CHAT_TEMPLATE))
+    monkeypatch.setenv("SELFDEBUG_FINGERPRINT_CACHE", str(tmp_path / "fp.json"))
+    from selfdebug.generate.vllm import VLLMBackend
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"a" * 100)
+    tag = VLLMBackend(str(tmp_path / "m")).cache_tag
+    assert tag.startswith("vllm|weights=") and "chat=template:" in tag
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"b" * 100)
+    assert VLLMBackend(str(tmp_path / "m")).cache_tag != tag

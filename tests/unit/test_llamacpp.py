@@ -373,3 +373,88 @@ def test_live_sequences_stay_in_consecutive_slots(tiny):
     lengths = {c.completion_tokens for r in ours for c in r}
     assert len(lengths) > 1  # sequences did finish at different steps, so holes were made and packed
     assert steps and all(ids == list(range(len(ids))) for ids in steps)
+
+
+# --- per-sample seeds, token ids, log-probabilities, cache tag -------------------------------------------
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.0, 1.0), (0.8, 0.95), (1.0, 0.9), (1.0, 1.0)])
+def test_sampled_token_logprob_is_the_raw_log_softmax(temperature, top_p):
+    from selfdebug.generate.llamacpp import sample_token_logprob
+
+    rng = np.random.default_rng(1)
+    logits = (rng.normal(size=20_000) * 4).astype(np.float32)
+    buf = np.empty_like(logits)
+    ref = logits.astype(np.float64) - np.log(np.exp(logits.astype(np.float64) - logits.max()).sum()) - logits.max()
+    for seed in range(5):
+        tok, lp = sample_token_logprob(logits, temperature, top_p, np.random.default_rng(seed), buf)
+        assert tok == sample_token(logits, temperature, top_p, np.random.default_rng(seed))  # same draw
+        assert lp == pytest.approx(ref[tok], abs=2e-4)
+
+
+def test_a_sample_depends_on_its_seed_alone(tiny, backend):
+    """seeds[i][j] decides sample j of prompt i: the same with other prompts, another n, another slot count."""
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    params = SamplingParams(n=3, temperature=0.9, top_p=0.95, max_new_tokens=10)
+    together = backend.generate(CHATS, params, seeds=[[1, 2, 3], [4, 5, 6]])
+    single = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=1)
+    try:
+        alone = single.generate([CHATS[1]], SamplingParams(n=1, temperature=0.9, top_p=0.95, max_new_tokens=10),
+                                seeds=[[5]])
+    finally:
+        single.close()
+    assert (alone[0][0].text, alone[0][0].token_ids) == (together[1][1].text, together[1][1].token_ids)
+    twice = backend.generate([CHATS[0], CHATS[0]], SamplingParams(n=1, temperature=0.9, max_new_tokens=10),
+                             seeds=[[9], [9]])
+    assert twice[0][0].text == twice[1][0].text
+    assert len({c.text for row in together for c in row}) > 1
+
+
+def test_token_ids_and_logprobs_match_transformers(tiny, backend):
+    """Same f32 weights: llama.cpp's sampled ids and their raw log-probabilities are what a transformers
+    forward pass over prompt + completion gives."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny[0], dtype=torch.float32).eval()
+    for params in (SamplingParams(n=2, temperature=0.8, top_p=0.95, max_new_tokens=8),
+                   SamplingParams(n=1, temperature=0.0, max_new_tokens=8)):
+        for chat, row in zip(CHATS, backend.generate(CHATS, params), strict=True):
+            for c in row:
+                assert len(c.token_ids) == len(c.logprobs) == c.completion_tokens
+                assert c.prompt_token_ids == backend.tokenize(backend.render(chat))
+                with torch.no_grad():
+                    logits = model(torch.tensor([c.prompt_token_ids + c.token_ids])).logits[0]
+                lp = torch.log_softmax(logits.double(), -1)
+                n = len(c.prompt_token_ids)
+                ref = [float(lp[n - 1 + k, t]) for k, t in enumerate(c.token_ids)]
+                assert c.logprobs == pytest.approx(ref, abs=2e-3)
+
+
+def test_cache_tag_names_engine_weights_and_encoding(tiny, backend, tmp_path, monkeypatch):
+    import shutil
+
+    from selfdebug.generate.gguf_requant import requantized_gguf
+    from selfdebug.generate.hf import HFBackend
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+    from selfdebug.generate.tiny import build_tiny_model
+
+    monkeypatch.setenv("SELFDEBUG_FINGERPRINT_CACHE", str(tmp_path / "fp.json"))
+    tag = backend.cache_tag
+    assert tag.startswith("llamacpp|weights=") and "chat=template:" in tag
+    assert HFBackend(tiny[0], dtype="float32", device="cpu").cache_tag != tag  # another engine
+    src = Path(shutil.copy(tiny[1], tmp_path / "m.gguf"))
+
+    def tag_of(path, **kw):
+        b = LlamaCppBackend(path, n_ctx=64, n_threads=1, n_parallel=1, **kw)
+        try:
+            return b.cache_tag
+        finally:
+            b.close()
+
+    first = tag_of(src)
+    assert first == tag  # same weights, same tag, wherever the file is
+    assert tag_of(requantized_gguf(src, "q8_0", n_threads=1), weights_tag="q8_0") != first
+    write_qwen2_gguf(build_tiny_model(tmp_path / "retrained", seed=1), src)  # retrained, same path and size
+    assert tag_of(src) != first

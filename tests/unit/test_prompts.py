@@ -1,5 +1,16 @@
+import itertools
+
+import pytest
+
 from selfdebug.problems.base import Problem, TestCase
-from selfdebug.prompts import initial_chat, parse_reply, refine_chat, truncate_feedback
+from selfdebug.prompts import (
+    format_reply,
+    initial_chat,
+    normalise_code,
+    parse_reply,
+    refine_chat,
+    truncate_feedback,
+)
 
 HE = Problem(task_id="T/0", benchmark="humaneval", prompt='def add(a, b):\n    """Add."""\n', entry_point="add",
              style="completion", reference='def add(a, b):\n    """Add."""\n    return a + b\n',
@@ -49,3 +60,80 @@ def test_long_feedback_is_cut_in_the_middle():
     text = "A" * 5000 + "END"
     cut = truncate_feedback(text, 100)
     assert len(cut) < 200 and cut.endswith("END") and "characters cut" in cut
+
+
+def test_a_fence_after_prose_on_its_line_opens_the_block():
+    parsed = parse_reply("Here is the fix: ```python\ndef add(a, b):\n    return a + b\n```", "add")
+    assert parsed.code == "def add(a, b):\n    return a + b\n" and parsed.explanation == "Here is the fix:"
+    # prose that merely mentions ``` (no Python tag) does not open a block that swallows the real one
+    parsed = parse_reply("Use ``` to quote.\n```python\ndef add(a, b):\n    return a + b\n```\n", "add")
+    assert parsed.code == "def add(a, b):\n    return a + b\n" and parsed.explanation == "Use ``` to quote."
+
+
+def test_backticks_inside_the_code_do_not_end_the_block():
+    code = 'def add(a, b):\n    s = "```"\n    doc = """\n```\n"""\n    return a + b\n'
+    parsed = parse_reply(f"Fixed:\n```python\n{code}```\nThis keeps the fence in a string.", "add")
+    assert parsed.code == code
+    # a fence glued to the last code line still closes it; the prose after is not code
+    assert parse_reply("```python\ndef add(a, b):\n    return a + b```\nDone.", "add").code.endswith("a + b\n")
+
+
+def test_an_indented_block_is_moved_to_column_zero_but_a_bare_body_keeps_its_indent():
+    listed = "1. The fix:\n   ```python\n   def add(a, b):\n       return a + b\n   ```\n2. That is all."
+    assert parse_reply(listed, "add").code == "def add(a, b):\n    return a + b\n"
+    indented = "```python\n    import math\n\n    def add(a, b):\n        return math.fsum([a, b])\n```"
+    assert parse_reply(indented, "add").code == "import math\n\ndef add(a, b):\n    return math.fsum([a, b])\n"
+    body = "```python\n    total = a + b\n    return total\n```"  # HumanEval: appended to the signature
+    assert parse_reply(body, "add").code == "    total = a + b\n    return total\n"
+
+
+def test_helpers_and_imports_from_other_blocks_come_with_the_chosen_block():
+    reply = ("The helper:\n```python\nimport math\nfrom typing import List\n\nSCALE = 2\n\n"
+             "def norm(x):\n    return math.sqrt(x) * SCALE\n\nprint(norm(4))\n```\n"
+             "The old code was wrong:\n```python\ndef norm(x):\n    return 0\n\ndef total(xs):\n    return 0\n```\n"
+             "Fixed:\n```python\ndef total(xs: List[float]) -> float:\n    result = sum(norm(x) for x in xs)\n"
+             "    return result\n```\nUsage:\n```python\nresult = total([4.0])\nprint(result)\n```\nIt works.")
+    parsed = parse_reply(reply, "total")
+    assert parsed.code == ("import math\nfrom typing import List\n\nSCALE = 2\n\n"
+                           "def norm(x):\n    return math.sqrt(x) * SCALE\n\n\n"
+                           "def total(xs: List[float]) -> float:\n    result = sum(norm(x) for x in xs)\n"
+                           "    return result\n")
+    # the prose before the chosen block, without the blocks; the prose after it is not the explanation
+    assert parsed.explanation == "The helper:\nThe old code was wrong:\nFixed:"
+    # what the chosen block defines itself comes from nowhere else: only the import it lacks is added
+    own = parse_reply(reply.replace("Fixed:\n```python\n", "Fixed:\n```python\ndef norm(x):\n    return x\n\n"),
+                      "total")
+    assert own.code.startswith("from typing import List\n\n\ndef norm(x):\n    return x\n\ndef total(")
+
+
+CODES = [
+    "def f(x):\n    return x + 1\n",
+    'def f():\n    return "```"\n',
+    'def f():\n    s = """\n```\n````\n"""\n    return s\n',
+    "def f():\n    return '`````' + '``'\n",
+    "    return a + b\n",
+    "\n\n  \ndef f(x):  \n    return x\n\n\n   \n",
+    "    def f(x):\n        return x\n",
+    "import math\n\n\n@staticmethod\ndef f(x):\n    return math.pi  # π\n",
+    "class F:\n    def f(self):\n        return 1\n\nprint(F().f())\n",
+    "def f(x:\n    return ```\n```\n",
+    "x = 1",
+]
+EXPLANATIONS = ["", "   \n", "The loop stops one short.", "  Two paragraphs.\n\nWith `inline` and ``double`` code.  ",
+                "def f(x): is wrong because:", "Output:\n    indented text\n~~~"]
+
+
+@pytest.mark.parametrize(("code", "explanation"), list(itertools.product(CODES, EXPLANATIONS)))
+def test_format_reply_parses_back_to_what_it_was_built_from(code, explanation):
+    reply = format_reply(explanation, code)
+    for entry_point in (None, "f", "missing"):
+        parsed = parse_reply(reply, entry_point)
+        assert (parsed.code, parsed.explanation, parsed.found_block) == (normalise_code(code), explanation.strip(), True)
+    assert normalise_code(normalise_code(code)) == normalise_code(code)
+
+
+def test_format_reply_refuses_what_cannot_round_trip():
+    with pytest.raises(ValueError, match="code is empty"):
+        format_reply("why", "  \n")
+    with pytest.raises(ValueError, match="backticks"):
+        format_reply("see ```python\nx\n```", "x = 1\n")

@@ -23,7 +23,7 @@ class ScriptedBackend:
         self.calls = 0
         self.prompts = 0
 
-    def generate(self, prompts, params):
+    def generate(self, prompts, params, seeds=None):
         self.calls += 1
         self.prompts += len(prompts)
         out = []
@@ -88,10 +88,10 @@ def test_rerun_asks_the_model_for_nothing(tmp_path):
 
 def test_resume_after_a_partial_run(tmp_path):
     class Dying(ScriptedBackend):
-        def generate(self, prompts, params):
+        def generate(self, prompts, params, seeds=None):
             if self.calls >= 2:
                 raise KeyboardInterrupt
-            return super().generate(prompts, params)
+            return super().generate(prompts, params, seeds)
 
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, Dying())
@@ -147,9 +147,9 @@ def test_a_round_sends_every_chain_to_the_engine_together(tmp_path):
             super().__init__()
             self.batches = []
 
-        def generate(self, prompts, params):
+        def generate(self, prompts, params, seeds=None):
             self.batches.append([c[-1]["content"][:5] for c in prompts])
-            return super().generate(prompts, params)
+            return super().generate(prompts, params, seeds)
 
     b = Recording()
     runner = GenerationRunner(backend=b, cache=JsonlLog(tmp_path / "gen.jsonl"), model_tag="toy", chunk_size=100)
@@ -166,8 +166,8 @@ def test_streaming_engine_results_are_logged_as_they_finish(tmp_path):
     class Streaming(ScriptedBackend):
         streams_results = True
 
-        def generate(self, prompts, params, on_result=None):
-            outs = super().generate(prompts, params)
+        def generate(self, prompts, params, seeds=None, on_result=None):
+            outs = super().generate(prompts, params, seeds)
             on_result(1, outs[1])
             raise RuntimeError("killed")
 
@@ -179,4 +179,33 @@ def test_streaming_engine_results_are_logged_as_they_finish(tmp_path):
     reqs = [Request(f"t{i}", [{"role": "user", "content": f"q{i}"}], SamplingParams(n=2)) for i in range(3)]
     with pytest.raises(RuntimeError, match="killed"):
         runner.run(reqs, "x")
-    assert [f"toy:{r.key}" in JsonlLog(tmp_path / "gen.jsonl") for r in reqs] == [False, True, False]
+    again = JsonlLog(tmp_path / "gen.jsonl")
+    assert [[runner.sample_key(r, j) in again for j in range(2)] for r in reqs] == [[False] * 2, [True] * 2, [False] * 2]
+
+
+def test_every_record_holds_its_chat_and_the_attempt_it_refines(tmp_path):
+    """A training example is rebuilt from one record: the chat sent, the reply, and ``parent_id`` naming the
+    attempt whose code was refined (Resample: the attempt it replaces; init: None)."""
+    from selfdebug.prompts import initial_chat, refine_chat
+
+    records = run(tmp_path, ScriptedBackend())
+    by_id = {r["attempt_id"]: r for r in records}
+    assert len(by_id) == len(records)  # ids are unique
+    probs = {p.task_id: p for p in (problem(0), problem(1))}
+    for r in records:
+        assert r["attempt_id"] == f"toy/{r['task_id']}/{r['chain']}/r{r['round']}/s{r['sample']}"
+        p = probs[r["task_id"]]
+        if r["chain"] == "init":
+            assert r["parent_id"] is None and r["chat"] == initial_chat(p)
+            continue
+        parent = by_id[r["parent_id"]]
+        assert (parent["task_id"], parent["sample"], parent["round"]) == (r["task_id"], r["sample"], r["round"] - 1)
+        assert parent["chain"] in ("init", r["chain"]) and not parent["passed"]
+        if r["chain"] == "resample":
+            assert r["chat"] == initial_chat(p)
+        else:
+            assert r["chat"] == refine_chat(p, parent["code"], parent["feedback"], r["chain"])
+        assert r["seed"] is not None and r["generation_key"].startswith("toy:")
+    assert any(by_id[r["parent_id"]]["chain"] == "resample" for r in records if r["chain"] == "resample")
+    # the per-sample records stay small: token ids are only in the generation log
+    assert not any("token_ids" in r or "logprobs" in r for r in records)

@@ -1,0 +1,267 @@
+"""Scoring on the EvalPlus suites: our sandbox against evalplus 0.3.1 itself, same programs, same verdicts.
+
+Programs, per suite: every task's canonical solution, a known-wrong variant of it (the gold-check mutation),
+and for HumanEval+ the distinct programs of the committed cpu-run samples
+(``figures/results/cpu/samples/humaneval.jsonl.gz``). Both sides get the same program text, evalplus's
+default fast check (stop at the first failing test; ``stop_at_first_failure`` here), its time limits
+(``max(1 s, 4 x reference time)`` per test; 60 s per task), and the same number of parallel workers.
+
+Both sides' reference outputs cached: ours in the Sandbox (its first pass computes them: ``cold``), evalplus's
+ground-truth pickle (its first run computes it: ``cold``); then ``--rounds`` alternating cached runs of each
+(``warm``, medians: the machine may be shared). Verdicts are compared sample for sample, base and plus.
+
+evalplus runs from its own virtual environment (``data/cache/bench-evalplus-venv``, made with
+``pip install evalplus==0.3.1`` when missing), reading the same data files as ours
+(``HUMANEVAL_OVERRIDE_PATH``, ``MBPP_OVERRIDE_PATH``), its cache under ``data/cache/bench-evalplus``. It runs
+programs in forked children of its own process, so where the machine allows, the whole evalplus process
+runs in a network-less PID namespace (the programs include model samples).
+
+    .venv/bin/python benchmarks/bench_evalplus.py [--suites humaneval_plus mbpp_plus] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from selfdebug.io import atomic_write_json, atomic_write_text  # noqa: E402
+from selfdebug.problems import load_benchmark  # noqa: E402
+from selfdebug.problems.base import Problem  # noqa: E402
+from selfdebug.problems.sources import resolve  # noqa: E402
+from selfdebug.sandbox import Job, Sandbox, SandboxConfig  # noqa: E402
+from selfdebug.sandbox.gold import wrong_variant  # noqa: E402
+
+EVALPLUS = "evalplus==0.3.1"
+CACHE = ROOT / "data" / "cache"
+VENV = CACHE / "bench-evalplus-venv"
+EVALPLUS_CACHE = CACHE / "bench-evalplus"
+SAMPLES = ROOT / "figures" / "results" / "cpu" / "samples" / "humaneval.jsonl.gz"
+OUT = ROOT / "benchmarks" / "results" / "evalplus.json"
+SUITES = {"humaneval_plus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH"), "mbpp_plus": ("mbpp", "MBPP_OVERRIDE_PATH")}
+"""Our benchmark name -> evalplus's dataset name and the variable that points it at a local file."""
+
+# Runs inside evalplus's venv: one evaluate() call, timed in-process; verdicts to a JSON file.
+DRIVER = r'''
+import contextlib, io, json, os, sys, time
+from evalplus.evaluate import evaluate
+dataset, samples, parallel, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+t0 = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    evaluate(dataset=dataset, samples=samples, parallel=parallel, i_just_wanna_run=True)
+wall = time.perf_counter() - t0
+res = json.load(open(samples.replace(".jsonl", "_eval_results.json")))
+verdicts = {t: [[r["base_status"], r["plus_status"]] for r in rows] for t, rows in res["eval"].items()}
+json.dump({"wall_s": wall, "verdicts": verdicts}, open(out, "w"))
+sys.stdout.flush()
+os._exit(0)  # evalplus leaves a non-daemon watchdog thread sleeping for up to 20 s
+'''
+
+
+def evalplus_python() -> Path:
+    """evalplus's interpreter, its venv made (from PyPI) on first use."""
+    python = VENV / "bin" / "python"
+    ok = python.exists() and subprocess.run([str(python), "-c", "import evalplus.evaluate"],
+                                            capture_output=True).returncode == 0
+    if not ok:
+        print(f"installing {EVALPLUS} into {VENV} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", EVALPLUS], check=True)
+    return python
+
+
+def jail_prefix() -> list[str]:
+    """No network and its own PID namespace for the evalplus process, where the machine allows it."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return []
+    prefix = [unshare, "--net", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    if os.geteuid() != 0:
+        prefix[1:1] = ["--user", "--map-root-user", "--mount"]
+    return prefix if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0 else []
+
+
+def programs(bench: str, problems: list[Problem]) -> list[dict[str, str]]:
+    """``task_id``, ``kind`` and ``solution`` (the full program) of every program both sides score."""
+    out = [{"task_id": p.task_id, "kind": "canonical", "solution": p.reference} for p in problems]
+    out += [{"task_id": p.task_id, "kind": "wrong", "solution": wrong_variant(p)} for p in problems]
+    if bench == "humaneval_plus" and SAMPLES.is_file():
+        by_id = {p.task_id: p for p in problems}
+        seen = {(r["task_id"], r["solution"]) for r in out}
+        with gzip.open(SAMPLES, "rt", encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                if rec.get("task_id") in by_id and rec.get("code"):
+                    prog = by_id[rec["task_id"]].program(rec["code"])
+                    if (rec["task_id"], prog) not in seen:
+                        seen.add((rec["task_id"], prog))
+                        out.append({"task_id": rec["task_id"], "kind": "sample", "solution": prog})
+    return out
+
+
+def run_ours(sb: Sandbox, problems: dict[str, Problem], progs: list[dict[str, str]]) -> tuple[list[list[str]], float]:
+    """(base, plus) status per program, and the wall time of scoring them all."""
+    jobs = [Job(program=r["solution"], problem=problems[r["task_id"]], suite=suite, stop_at_first_failure=True)
+            for r in progs for suite in ("base", "plus")]
+    t0 = time.perf_counter()
+    results = sb.run(jobs)
+    wall = time.perf_counter() - t0
+    return [[results[2 * i].status, results[2 * i + 1].status] for i in range(len(progs))], wall
+
+
+def run_evalplus(python: Path, prefix: list[str], bench: str, data: Path, progs: list[dict[str, str]],
+                 samples: Path, workers: int, cold: bool) -> tuple[list[list[str | None]], float]:
+    """(base, plus) status per program (evalplus's pass/fail/timeout), and the wall time of its evaluate()."""
+    dataset, env_var = SUITES[bench]
+    xdg = EVALPLUS_CACHE / "xdg"
+    if cold:  # its ground truth is recomputed: evalplus keeps it in <cache>/evalplus/<md5 of the data>.pkl
+        for pkl in (xdg / "evalplus").glob("*.pkl"):
+            pkl.unlink()
+    out = samples.with_suffix(".verdicts.json")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(EVALPLUS_CACHE), "XDG_CACHE_HOME": str(xdg),
+           env_var: str(data), "TOKENIZERS_PARALLELISM": "false", "LANG": "C.UTF-8"}
+    proc = subprocess.run([*prefix, str(python), "-c", DRIVER, dataset, str(samples), str(workers), str(out)],
+                          env=env, capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"evalplus failed on {bench} (exit {proc.returncode}): {proc.stderr[-3000:]}")
+    rep = json.loads(out.read_text())
+    verdicts, taken = [], {}
+    for r in progs:
+        i = taken.get(r["task_id"], 0)  # evalplus keeps each task's samples in file order
+        taken[r["task_id"]] = i + 1
+        verdicts.append(rep["verdicts"][r["task_id"]][i])
+    return verdicts, rep["wall_s"]
+
+
+def same(ours: list[str], theirs: list[str | None]) -> bool:
+    """evalplus says pass/fail/timeout; ours has finer statuses: only passing or not is compared."""
+    return (ours[0] == "passed") == (theirs[0] == "pass") and (ours[1] == "passed") == (theirs[1] == "pass")
+
+
+def measure(bench: str, args: argparse.Namespace, python: Path, prefix: list[str]) -> dict[str, Any]:
+    data = resolve(bench)
+    t0 = time.perf_counter()
+    problems = load_benchmark(bench)
+    load_s = time.perf_counter() - t0
+    progs = programs(bench, problems)
+    by_id = {p.task_id: p for p in problems}
+    work = Path(tempfile.mkdtemp(prefix=f"bench-evalplus-{bench}-", dir=EVALPLUS_CACHE))
+    samples = work / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": r["task_id"], "solution": r["solution"]}) + "\n"
+                               for r in progs))
+    # evalplus's own limits: per test max(1 s, 4 x reference time), 60 s for a whole task
+    cfg = SandboxConfig(workers=args.workers, timeout_floor_s=1.0, timeout_factor=4.0,
+                        per_test_timeout_cap_s=60.0, run_timeout_s=60.0)
+    t0 = time.perf_counter()
+    sb = Sandbox(cfg).start()
+    start_s = time.perf_counter() - t0
+    try:
+        print(f"{bench}: {len(progs)} programs; cold runs", flush=True)
+        ours_cold, ours_cold_s = run_ours(sb, by_id, progs)
+        ep_cold, ep_cold_s = run_evalplus(python, prefix, bench, data, progs, samples, args.workers, cold=True)
+        ours_warm_s, ep_warm_s = [], []
+        for k in range(args.rounds):
+            print(f"{bench}: cached round {k + 1}/{args.rounds}", flush=True)
+            if k % 2:
+                ep, t_ep = run_evalplus(python, prefix, bench, data, progs, samples, args.workers, cold=False)
+                ours, t_ours = run_ours(sb, by_id, progs)
+            else:
+                ours, t_ours = run_ours(sb, by_id, progs)
+                ep, t_ep = run_evalplus(python, prefix, bench, data, progs, samples, args.workers, cold=False)
+            ours_warm_s.append(t_ours)
+            ep_warm_s.append(t_ep)
+        isolation = sb.isolation
+    finally:
+        sb.close()
+        shutil.rmtree(work, ignore_errors=True)
+    differ = [{"task_id": r["task_id"], "kind": r["kind"], "ours": o, "evalplus": e}
+              for r, o, e in zip(progs, ours, ep, strict=True) if not same(o, e)]
+    unstable = [{"task_id": r["task_id"], "kind": r["kind"], "cold": a, "warm": b, "side": side}
+                for side, xs, ys in (("ours", ours_cold, ours), ("evalplus", ep_cold, ep))
+                for r, a, b in zip(progs, xs, ys, strict=True) if a != b]
+    ours_s, ep_s = statistics.median(ours_warm_s), statistics.median(ep_warm_s)
+    kinds = {k: sum(r["kind"] == k for r in progs) for k in ("canonical", "wrong", "sample")}
+    return {
+        "suite": bench, "programs": len(progs), "kinds": kinds,
+        "tests": {"base": sum(len(p.tests) for p in problems), "plus": sum(len(p.plus_tests) for p in problems)},
+        "ours": {"warm_s": round(ours_s, 2), "warm_s_per_round": [round(t, 2) for t in ours_warm_s],
+                 "cold_s": round(ours_cold_s, 2), "load_problems_s": round(load_s, 2),
+                 "pool_start_s": round(start_s, 2), "isolation": isolation,
+                 "passed_base": sum(o[0] == "passed" for o in ours),
+                 "passed_plus": sum(o[0] == o[1] == "passed" for o in ours)},
+        "evalplus": {"version": EVALPLUS, "warm_s": round(ep_s, 2), "warm_s_per_round": [round(t, 2) for t in ep_warm_s],
+                     "cold_s": round(ep_cold_s, 2), "parallel": args.workers,
+                     "passed_base": sum(e[0] == "pass" for e in ep),
+                     "passed_plus": sum(e[0] == e[1] == "pass" for e in ep)},
+        "speedup_warm": round(ep_s / ours_s, 2), "verdicts_identical": not differ,
+        "n_disagreements": len(differ), "disagreements": differ, "cold_vs_warm_changes": unstable,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The Markdown page, from the JSON report alone."""
+    lines = ["# Scoring on the EvalPlus suites: ours vs evalplus 0.3.1", "",
+             f"{report['machine']}; {report['workers']} parallel workers on both sides; fast check (stop at the "
+             f"first failing test), per-test limit max(1 s, 4 x reference time). `warm`: both sides' reference "
+             f"outputs cached (median of {report['rounds']} alternating rounds); `cold`: computing them. The "
+             "machine is shared, so times are noisy. evalplus's time includes reading its data file and ground-"
+             "truth pickle (inside its `evaluate()`); ours is scoring alone (loading our problems is listed "
+             "apart).", "",
+             "| suite | programs | tests (base + plus) | ours warm s | evalplus warm s | speedup | ours cold s | "
+             "evalplus cold s | verdicts identical | pass base / plus (ours, evalplus) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in report["suites"]:
+        o, e = s["ours"], s["evalplus"]
+        kinds = ", ".join(f"{v} {k}" for k, v in s["kinds"].items() if v)
+        lines.append(f"| {s['suite']} | {s['programs']} ({kinds}) | {s['tests']['base']} + {s['tests']['plus']} | "
+                     f"{o['warm_s']} | {e['warm_s']} | **{s['speedup_warm']}x** | {o['cold_s']} | {e['cold_s']} | "
+                     f"{'yes' if s['verdicts_identical'] else 'no: ' + str(s['n_disagreements'])} | "
+                     f"{o['passed_base']}/{o['passed_plus']}, {e['passed_base']}/{e['passed_plus']} |")
+    lines += ["", f"Our isolation: {report['suites'][0]['ours']['isolation']}. Loading our problems: "
+              + ", ".join(f"{s['suite']} {s['ours']['load_problems_s']} s" for s in report["suites"])
+              + f"; starting the pool: {report['suites'][0]['ours']['pool_start_s']} s.", ""]
+    for s in report["suites"]:
+        for d in s["disagreements"]:
+            lines.append(f"- {s['suite']} {d['task_id']} ({d['kind']}): ours {d['ours']}, evalplus {d['evalplus']}")
+        for u in s["cold_vs_warm_changes"]:
+            lines.append(f"- {s['suite']} {u['task_id']} ({u['kind']}), {u['side']}: cold {u['cold']}, "
+                         f"warm {u['warm']}")
+    lines.append(f"\nRerun: `{report['command']}`.\n")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suites", nargs="+", default=list(SUITES), choices=list(SUITES))
+    ap.add_argument("--workers", type=int, default=SandboxConfig().workers,
+                    help="parallel workers on both sides (default: ours, two per core)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating cached rounds of both sides")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    EVALPLUS_CACHE.mkdir(parents=True, exist_ok=True)
+    python, prefix = evalplus_python(), jail_prefix()
+    report = {"machine": f"{os.cpu_count()} CPUs", "workers": args.workers, "rounds": args.rounds,
+              "evalplus_jail": " ".join(prefix) or "none available",
+              "command": "make bench (or: .venv/bin/python benchmarks/bench_evalplus.py)",
+              "suites": [measure(b, args, python, prefix) for b in args.suites]}
+    atomic_write_json(args.out, report)
+    atomic_write_text(args.out.with_suffix(".md"), render(report))
+    print(render(report))
+
+
+if __name__ == "__main__":
+    main()
