@@ -16,7 +16,8 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model reproduce stages figures test test-slow lock lint bench gold lab clean distclean help
+.PHONY: setup model reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+	clean distclean help
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -85,12 +86,23 @@ $(EVAL_DONE): configs/$(PROFILE).yaml configs/base.yaml notebooks/06_evaluate.ip
 figures: setup
 	$(PY) -m selfdebug.report $(RESULTS) figures
 
+# The executed evaluation notebook as JupyterLab shows it, and the human-rating notebook with an item, for the
+# README: headless Chromium from Debian's packages (installed here when missing).
+screenshot: $(EVAL_DONE) chromium
+	$(PY) -m selfdebug.report.screenshot $(RUN)/evaluate/06_evaluate.ipynb figures/evaluate_notebook.png
+
+human-screenshot: setup chromium
+	$(PY) -m selfdebug.human.screenshot figures/human_rating_notebook.png
+
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 # ---- quality -----------------------------------------------------------------------------------------
 # pytest's exit code is kept in .pytest-exit so that .ci/run can tell "no tests collected" (5) apart.
 test: setup
 	@rc=0; $(PY) -m pytest -m "not slow" -q tests || rc=$$?; echo $$rc > .pytest-exit; exit $$rc
 
-test-slow: setup model
+test-slow: setup model chromium
 	$(PY) -m pytest -m slow -q tests
 
 # Re-pin every package from the working .venv (after changing pyproject.toml's pins).
@@ -106,10 +118,12 @@ lint: setup
 bench: setup model
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_sandbox.py
+	$(PY) benchmarks/bench_evalplus.py
+	$(PY) benchmarks/bench_greedy.py
 
 # Every benchmark's reference solutions in the sandbox, and a known-wrong variant of each.
 gold: setup
-	$(PY) -m selfdebug.sandbox.gold humaneval humaneval_plus mbpp --out benchmarks/results/gold.json
+	$(PY) -m selfdebug.sandbox.gold humaneval humaneval_plus mbpp mbpp_plus --out benchmarks/results/gold.json
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=.

@@ -59,11 +59,14 @@ DRIVER = r'''
 import contextlib, io, json, os, sys, time
 from evalplus.evaluate import evaluate
 dataset, samples, parallel, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+result_path = samples.replace(".jsonl", "_eval_results.json")
+if os.path.exists(result_path):  # else evalplus asks on stdin whether to overwrite it
+    os.remove(result_path)
 t0 = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):
     evaluate(dataset=dataset, samples=samples, parallel=parallel, i_just_wanna_run=True)
 wall = time.perf_counter() - t0
-res = json.load(open(samples.replace(".jsonl", "_eval_results.json")))
+res = json.load(open(result_path))
 verdicts = {t: [[r["base_status"], r["plus_status"]] for r in rows] for t, rows in res["eval"].items()}
 json.dump({"wall_s": wall, "verdicts": verdicts}, open(out, "w"))
 sys.stdout.flush()

@@ -64,10 +64,15 @@ class JsonlLog:
 
     Each record is one line, flushed and fsynced after each append. On load a torn last line (a kill in
     the middle of a write) is dropped with a warning, so a rerun redoes only that unit.
+
+    ``drop_in_memory`` names fields written to the file but not kept in ``records`` (bulky ones, e.g. token
+    ids: a paper-scale generation log holds hundreds of thousands of replies; readers needing them read the
+    file with ``read_jsonl``).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, drop_in_memory: Iterable[str] = ()):
         self.path = Path(path)
+        self.drop_in_memory = frozenset(drop_in_memory)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: dict[str, dict[str, Any]] = {}
         if self.path.exists():
@@ -92,7 +97,7 @@ class JsonlLog:
                 raise ValueError(f"{self.path}:{i + 1}: corrupt record in the middle of the log") from None
             if not isinstance(rec, dict) or "key" not in rec:
                 raise ValueError(f"{self.path}:{i + 1}: a log record must be a JSON object with a 'key'")
-            self.records[rec["key"]] = rec
+            self.records[rec["key"]] = self._light(rec)
             end = start + len(line)
         # Rewrite without a torn tail, and so that the file ends with exactly one newline after the last good
         # record: the next append must start on a line of its own.
@@ -119,4 +124,7 @@ class JsonlLog:
             fh.flush()
             os.fsync(fh.fileno())
         for rec in recs:
-            self.records[rec["key"]] = rec
+            self.records[rec["key"]] = self._light(rec)
+
+    def _light(self, rec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in rec.items() if k not in self.drop_in_memory} if self.drop_in_memory else rec

@@ -10,6 +10,7 @@ invocations (a resumed stage appends, under a header line naming the invocation)
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -22,6 +23,10 @@ from pathlib import Path
 FILE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
 KEEP_WARNINGS = 20
+OWN_HANDLER_LOGGERS = {"transformers": "transformers.utils.logging"}
+"""Libraries that log through a stderr handler of their own and do not propagate, and the module that
+installs it (on first use, which may be in the middle of a stage, so it is imported first). While a stage
+logs to its run folder their records go through the root logger instead: into the file and the summary."""
 
 
 @dataclass
@@ -113,6 +118,18 @@ def log_to_run_dir(run_dir: str | Path, name: str, *, level: int | str = "INFO",
     capture = getattr(logging, "_warnings_showwarning", None) is None
     if capture:
         logging.captureWarnings(True)
+    detached = {}
+    for lib, module in OWN_HANDLER_LOGGERS.items():
+        try:
+            importlib.import_module(module).get_logger()  # installs the library's handler now, if not yet
+        except ImportError:
+            continue
+        lib_logger = logging.getLogger(lib)
+        if not lib_logger.propagate:
+            detached[lib] = lib_logger.handlers[:]
+            for h in detached[lib]:
+                lib_logger.removeHandler(h)
+            lib_logger.propagate = True
     logging.getLogger(__name__).info("---- %s: invocation started (pid %d, log %s) ----", name, os.getpid(), path)
     # one line on stdout so that a person (or papermill's terminal) knows where the details are
     print(f"{name}: the full log (INFO and above) goes to {_shown(path)}")
@@ -129,6 +146,11 @@ def log_to_run_dir(run_dir: str | Path, name: str, *, level: int | str = "INFO",
     finally:
         if capture:
             logging.captureWarnings(False)
+        for lib, handlers in detached.items():
+            lib_logger = logging.getLogger(lib)
+            lib_logger.propagate = False
+            for h in handlers:
+                lib_logger.addHandler(h)
         for h in added:
             root.removeHandler(h)
         file_handler.close()

@@ -59,6 +59,8 @@ class Request:
 
 LOGPROB_DECIMALS = 5
 """Log-probabilities are logged rounded (absolute error <= 5e-6), to keep the resume log compact."""
+TOKEN_FIELDS = ("prompt_token_ids", "token_ids", "logprobs")
+"""The generation log's bulky fields: a stage's log keeps them on disk only (``JsonlLog(drop_in_memory=)``)."""
 
 
 @dataclass
@@ -95,8 +97,9 @@ class GenerationRunner:
         return sample_seed(self.seed, request.key, j)
 
     def run(self, requests: list[Request], desc: str) -> list[list[dict[str, Any]]]:
-        """For each request, its ``params.n`` samples as logged (text, token counts, finish reason, seed,
-        token ids, log-probabilities, prompt token ids where the engine gave them)."""
+        """For each request, its ``params.n`` samples as the log holds them in memory: text, token counts,
+        finish reason, seed, ``key`` (its line in the log), and the ``TOKEN_FIELDS`` unless the log keeps
+        those on disk only."""
         missing = [[j for j in range(r.params.n) if self.sample_key(r, j) not in self.cache] for r in requests]
         todo = [i for i, m in enumerate(missing) if m]
         self.stats["requests"] += len(requests)
@@ -172,7 +175,7 @@ class GenerationRunner:
     def _sample(self, request: Request, j: int) -> dict[str, Any]:
         row = dict(self.cache.get(self.sample_key(request, j)) or {})
         prompt = self.cache.get(self.prompt_key(request))
-        row["prompt_token_ids"] = prompt["prompt_token_ids"] if prompt else None
+        row["prompt_token_ids"] = prompt.get("prompt_token_ids") if prompt else None
         return row
 
     def _log(self, request: Request, samples: list[int], seeds: list[int], comps: list[Completion]) -> int:

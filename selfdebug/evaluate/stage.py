@@ -16,7 +16,7 @@ from typing import Any
 
 from selfdebug.config import Config
 from selfdebug.evaluate.export import export_evalplus
-from selfdebug.evaluate.protocol import GenerationRunner, evaluate_benchmark
+from selfdebug.evaluate.protocol import TOKEN_FIELDS, GenerationRunner, evaluate_benchmark
 from selfdebug.io import JsonlLog, atomic_write_json, write_jsonl
 from selfdebug.problems import load_benchmark
 from selfdebug.problems.base import Problem
@@ -91,10 +91,16 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
     own_sandbox = sandbox is None
     sandbox = sandbox or Sandbox(sb_cfg)
     # chunks at least as large as the engine's parallel sequences, so no slot idles between calls
-    runner = GenerationRunner(backend=backend, cache=JsonlLog(out / "generations.jsonl"),
+    # token ids and log-probabilities go to the file only: in memory they would cost GBs at paper scale
+    runner = GenerationRunner(backend=backend, cache=JsonlLog(out / "generations.jsonl", drop_in_memory=TOKEN_FIELDS),
                               model_tag=_model_tag(config, backend), seed=config.seed,
                               chunk_size=max(16, config.model.batch_size))
-    summary: dict[str, Any] = {"benchmarks": {}, "backend": getattr(backend, "name", type(backend).__name__)}
+    from selfdebug.generate.cpu import cpu_summary
+
+    # the speed choices (engine, kernels, precision) are made per machine, so every run records the machine
+    summary: dict[str, Any] = {"benchmarks": {}, "backend": getattr(backend, "name", type(backend).__name__),
+                               "machine": cpu_summary(), "engine_probe": getattr(backend, "probe_report", None),
+                               "torch_dtype": _torch_dtype(backend)}
     t_start = time.perf_counter()
     try:
         for bench, probs in problems.items():
@@ -131,6 +137,12 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
     summary["previous_invocations"] = history
     atomic_write_json(previous, summary)
     return summary
+
+
+def _torch_dtype(backend: Any) -> str | None:
+    """The precision a transformers backend runs in (chosen per CPU for ``dtype: auto``), else None."""
+    dtype = getattr(getattr(backend, "model", None), "dtype", None)
+    return str(dtype).replace("torch.", "") if dtype is not None else None
 
 
 def _model_tag(config: Config, backend: Any = None) -> str:

@@ -82,7 +82,7 @@ def file_fingerprint(path: str | Path) -> str:
     entry = {"ident": ident, "quick": quick, "sha256": _full_hash(path)}
     with _lock:
         _memo[key] = entry
-        disk = _load_cache(cache_file)
+        disk = {k: v for k, v in _load_cache(cache_file).items() if Path(k).exists()}  # forget deleted files
         disk[key] = entry
         try:
             atomic_write_json(cache_file, disk)

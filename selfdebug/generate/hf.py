@@ -133,7 +133,6 @@ class HFBackend:
         self.tokenizer.padding_side = "left"  # decoder-only batches must be padded on the left
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self._given_model = model is not None
         self._weights_id = weights_id
         if model is None:
             local = local_model_dir(self.model_id)

@@ -106,10 +106,18 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) ->
 
 
 def _expected(notebook: Path) -> dict[str, int]:
+    """What the page must hold once rendered. JupyterLab shows consecutive stream outputs of one cell that
+    go to the same stream (stdout or stderr) as one output."""
     nb = json.loads(notebook.read_text())
-    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
-    return {"cells": len(nb["cells"]), "outputs": len(outputs),
-            "images": sum("image/png" in o.get("data", {}) for o in outputs)}
+    shown, images = 0, 0
+    for cell in nb["cells"]:
+        previous = None
+        for o in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
+            stream = o.get("name") if o.get("output_type") == "stream" else None
+            shown += not (stream and stream == previous)
+            images += "image/png" in o.get("data", {})
+            previous = stream
+    return {"cells": len(nb["cells"]), "outputs": shown, "images": images}
 
 
 async def _capture(devtools_port: int, url: str, want: dict[str, int], width: int, height: int,
@@ -146,11 +154,12 @@ async def _capture(devtools_port: int, url: str, want: dict[str, int], width: in
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             now = await evaluate(_PROBE)
-            done = bool(now) and now["loaded"] and all(now[k] >= want[k] for k in want)
-            # three identical looks in a row: the layout has settled (fonts, late widgets, image sizes)
-            stable = stable + 1 if done and now == seen else 0
+            ready = bool(now) and now["loaded"] and now["cells"] >= want["cells"] and now["images"] >= want["images"]
+            stable = stable + 1 if ready and now == seen else 0
             seen = now
-            if stable >= 3:
+            # Settled: three identical looks in a row once every output is there (fonts, image sizes), or six
+            # when fewer are: an output JupyterLab cannot render (a widget whose state was not saved) never comes
+            if ready and stable >= (3 if now["outputs"] >= want["outputs"] else 6):
                 break
         else:
             raise RenderError(f"the notebook did not finish rendering within {timeout_s:.0f} s: "

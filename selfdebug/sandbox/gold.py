@@ -3,7 +3,8 @@
 The wrong variant wraps the entry point so that its return value is changed (numbers +1, booleans
 negated, strings and sequences extended, ``None`` becomes ``0``); for stdout problems it prints an extra
 line. A problem whose reference fails, or whose wrong variant passes, is listed with the reason; nothing
-is dropped silently.
+is dropped silently. A reference failure that is a known fault of the benchmark (:data:`KNOWN_FAULTS`)
+carries its explanation and does not fail the check; any other one does.
 """
 
 from __future__ import annotations
@@ -52,6 +53,21 @@ def {entry}(*args, **kwargs):
 '''
 
 
+KNOWN_FAULTS: dict[tuple[str, str], str] = {
+    ("mbpp", "MBPP/341"): "upstream's expected tuple relies on set iteration order (set_to_tuple)",
+    ("mbpp", "MBPP/596"): "upstream's expected sys.getsizeof values are those of an older CPython",
+    ("mbpp", "MBPP/642"): "upstream's expected value relies on set iteration order",
+    ("mbpp_plus", "Mbpp/255"): (
+        "plus inputs such as combinations_colors(['Dog', 'Cat', 'CatBird', 'Bird', 'Fish'], 77) ask for all "
+        "1,663,740 combinations of 77 elements: the reference cannot produce its own output within the "
+        "per-test cap and value limits, so those tests cannot be checked (sandbox_error for every program "
+        "on the plus suite, never a model failure); evalplus 0.3.1 fails the canonical solution there too"),
+}
+"""(benchmark, task_id) -> why its reference fails on current CPython or under the sandbox's limits.
+Mbpp/392, which the data README reports failing its plus tests under evalplus, passes here (see
+``benchmarks/results/evalplus.md``)."""
+
+
 def wrong_variant(problem: Problem) -> str:
     """A program that is known to be wrong: the reference with its results changed."""
     tests = suite_tests(problem, "all")
@@ -69,11 +85,17 @@ class GoldReport:
     wrong_counts: dict[str, int] = field(default_factory=dict)
 
     @property
+    def unexplained_failures(self) -> list[dict[str, Any]]:
+        return [f for f in self.reference_failures if "known_fault" not in f]
+
+    @property
     def ok(self) -> bool:
-        return self.n_problems > 0 and not self.reference_failures and not self.wrong_passes
+        return self.n_problems > 0 and not self.unexplained_failures and not self.wrong_passes
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "n_problems": self.n_problems, "reference_failures": self.reference_failures,
+        return {"ok": self.ok, "n_problems": self.n_problems,
+                "n_unexplained_reference_failures": len(self.unexplained_failures),
+                "reference_failures": self.reference_failures,
                 "wrong_passes": self.wrong_passes, "reference_counts": self.reference_counts,
                 "wrong_counts": self.wrong_counts}
 
@@ -99,7 +121,8 @@ def gold_check(problems: list[Problem], sandbox: Sandbox, suite: str = "all",
     refs, wrongs = results[: len(have)], results[len(have):]
     for p, r in zip(have, refs, strict=True):
         if not r.passed:
-            report.reference_failures.append(_entry(p, r))
+            known = KNOWN_FAULTS.get((p.benchmark, p.task_id))
+            report.reference_failures.append(_entry(p, r) | ({"known_fault": known} if known else {}))
     for p, r in zip(have, wrongs, strict=True):
         if r.passed:
             report.wrong_passes.append(_entry(p, r) | {"reason": "the mutated wrong variant passed all tests"})
@@ -119,17 +142,24 @@ def main(argv: list[str] | None = None) -> int:
     import logging
     from pathlib import Path
 
+    from selfdebug.config import load_config
+    from selfdebug.io import atomic_write_text
     from selfdebug.problems import load_benchmark
     from selfdebug.sandbox import SandboxConfig
 
     parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
-    parser.add_argument("benchmarks", nargs="*", default=["humaneval", "humaneval_plus", "mbpp"])
+    parser.add_argument("benchmarks", nargs="*", default=["humaneval", "humaneval_plus", "mbpp", "mbpp_plus"])
     parser.add_argument("--split", default=None, help="e.g. 'all' for every MBPP split")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--profile", default="base", help="whose sandbox settings (time limits) to use")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    s = load_config(args.profile).sandbox  # the limits an evaluation runs under, not the library defaults
+    cfg = SandboxConfig(timeout_floor_s=s.timeout_floor_s, timeout_factor=s.timeout_factor,
+                        per_test_timeout_cap_s=s.per_test_timeout_cap_s, run_timeout_s=s.run_timeout_s,
+                        memory_mb=s.memory_mb)
     reports = {}
-    with Sandbox(SandboxConfig()) as sandbox:
+    with Sandbox(cfg) as sandbox:
         for bench in args.benchmarks:
             problems = load_benchmark(bench, split=args.split) if args.split else load_benchmark(bench)
             reports[bench] = gold_check(problems, sandbox).to_dict()
@@ -138,11 +168,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"{len(reports[bench]['wrong_passes'])} wrong variants pass", flush=True)
     text = json.dumps(reports, indent=2, default=str)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
     for bench, report in reports.items():
         for failure in report["reference_failures"]:
-            print(f"  {bench} reference fails: {failure}")
+            kind = "known benchmark fault" if "known_fault" in failure else "UNEXPLAINED"
+            print(f"  {bench} reference fails ({kind}): {failure}")
     return 1 if any(r["wrong_passes"] for r in reports.values()) else 0
 
 

@@ -37,6 +37,15 @@ OUTER_SLACK_S = 10.0
 REFERENCE_RUN_CAP_S = 600.0
 
 
+def reference_key(problem: Problem) -> tuple[Any, ...]:
+    """What the reference cache tells problems apart by: benchmark and task id (HumanEval and HumanEval+
+    share task ids but not tests), and, cheaply, the reference and the tests (a fixture and the real file
+    can share both ids)."""
+    tests = suite_tests(problem, "all")
+    ends = (tests[0].call, tests[-1].call) if tests else (problem.test_script,)
+    return problem.benchmark, problem.task_id, problem.reference, len(problem.tests), len(tests), ends
+
+
 class SandboxUnavailable(RuntimeError):
     """The machine allows less isolation than ``SandboxConfig.require_isolation`` asks for."""
 
@@ -59,7 +68,7 @@ class Sandbox:
         if self.level == "rlimits":
             log.warning("sandbox: no namespaces available; running at the weakest level (%s)",
                         isolation.describe(self.level, None))
-        self._refs: dict[str, Reference] = {}  # benchmark + task id -> the reference's run
+        self._refs: dict[tuple[Any, ...], Reference] = {}  # reference_key -> the reference's run
         self._ref_lock = threading.Lock()
         self._pool: queue.Queue[Worker] = queue.Queue()
         self._workers: list[Worker] = []
@@ -137,8 +146,7 @@ class Sandbox:
 
     def reference(self, problem: Problem) -> Reference:
         """Run the reference once per problem (cached): expected values and per-test times."""
-        # keyed by benchmark too: HumanEval and HumanEval+ share task ids but not tests
-        key = f"{problem.benchmark}\x00{problem.task_id}"
+        key = reference_key(problem)
         with self._ref_lock:
             if key in self._refs:
                 return self._refs[key]
@@ -298,7 +306,7 @@ class Sandbox:
         if not self._started:
             self.start()
         # references first, so candidate jobs of the same problem do not race to compute them
-        probs = {j.problem.task_id: j.problem for j in jobs
+        probs = {reference_key(j.problem): j.problem for j in jobs
                  if (j.problem.reference and self.cfg.timeout_factor > 0)
                  or any(t.expected_from == "reference" for t in suite_tests(j.problem, "all"))}
         with ThreadPoolExecutor(self.cfg.workers) as ex:

@@ -69,6 +69,19 @@ def test_reference_cache_tells_benchmarks_with_the_same_task_ids_apart(sb: Sandb
     assert r_plus.passed and r_plus.n_total == 2, r_plus.feedback
 
 
+def test_reference_cache_tells_problems_with_the_same_ids_but_other_tests_apart(sb: Sandbox) -> None:
+    """A fixture and the real file can share benchmark and task id (MBPP+'s Mbpp/2): their tests differ."""
+    ref = "def f(x):\n    return x * 10\n"
+
+    def make(calls: list[str]) -> Problem:
+        return Problem(task_id="Mbpp/2", benchmark="mbpp_plus", prompt="", entry_point="f", style="full",
+                       reference=ref, tests=[TestCase(c, expected_from="reference") for c in calls])
+
+    small, large = make(["f(1)"]), make(["f(2)", "f(3)"])
+    r_small, r_large = sb.run([Job(ref, small), Job(ref, large)])
+    assert r_small.passed and r_large.passed and r_large.n_total == 2, r_large.feedback
+
+
 def test_feedback_quotes_strings_and_locates_module_level_errors(sb: Sandbox) -> None:
     p = fn_problem([TestCase("f('ab')", "ba")])
     r = run1(sb, "def f(s):\n    return s\n", p)

@@ -83,3 +83,36 @@ def test_gold_mbpp_full(sandbox):
 def test_gold_humaneval_plus_full(sandbox):
     report = gold_check(load_benchmark("humaneval_plus"), sandbox, progress=False)
     assert report.n_problems == 164 and failures(report) == (set(), set()), report.to_dict()
+
+
+@needs_mirror
+def test_gold_mbpp_plus_sample(sandbox):
+    """MBPP+ v0.2.0: tuple and set restorations, complex arguments, set-equality and not-None oracles, and
+    Mbpp/793, which has no plus inputs."""
+    probs = {p.task_id: p for p in load_benchmark("mbpp_plus")}
+    ids = [2, 4, 63, 124, 252, 722, 737, 793]
+    report = gold_check([probs[f"Mbpp/{i}"] for i in ids], sandbox, progress=False)
+    assert report.ok and failures(report) == (set(), set()), report.to_dict()
+
+
+def test_known_benchmark_faults_are_explained_and_do_not_fail_the_check(sandbox, monkeypatch):
+    from selfdebug.problems.base import Problem, TestCase
+    from selfdebug.sandbox import gold
+
+    broken = Problem(task_id="b/1", benchmark="b", prompt="", entry_point="f", style="full",
+                     reference="def f():\n    return 1\n", tests=[TestCase("f()", 5)])
+    report = gold_check([broken], sandbox, progress=False)
+    assert not report.ok and "known_fault" not in report.reference_failures[0]
+    monkeypatch.setitem(gold.KNOWN_FAULTS, ("b", "b/1"), "expected value is wrong upstream")
+    report = gold_check([broken], sandbox, progress=False)
+    assert report.ok and report.reference_failures[0]["known_fault"] == "expected value is wrong upstream"
+    assert report.to_dict()["n_unexplained_reference_failures"] == 0
+
+
+# Mbpp/255's plus tests cannot be checked (its reference cannot produce their output within the limits).
+@pytest.mark.slow
+@needs_mirror
+def test_gold_mbpp_plus_full(sandbox):
+    report = gold_check(load_benchmark("mbpp_plus"), sandbox, progress=False)
+    assert report.n_problems == 378 and failures(report) == ({"Mbpp/255"}, set()), report.to_dict()
+    assert report.ok, report.to_dict()

@@ -85,3 +85,12 @@ def test_a_record_without_a_key_is_a_clear_error(tmp_path):
     (tmp_path / "gen.jsonl").write_text('{"key": "a"}\n[1, 2]\n{"key": "b"}\n')
     with pytest.raises(ValueError, match=r"gen.jsonl:2: a log record must be a JSON object with a 'key'"):
         JsonlLog(tmp_path / "gen.jsonl")
+
+
+def test_fields_dropped_in_memory_stay_in_the_file(tmp_path):
+    log = JsonlLog(tmp_path / "gen.jsonl", drop_in_memory=("ids",))
+    log.append("a", {"text": "t", "ids": [1, 2, 3]})
+    assert log.get("a") == {"key": "a", "text": "t"}
+    assert list(read_jsonl(tmp_path / "gen.jsonl")) == [{"key": "a", "text": "t", "ids": [1, 2, 3]}]
+    assert JsonlLog(tmp_path / "gen.jsonl", drop_in_memory=("ids",)).get("a") == {"key": "a", "text": "t"}
+    assert JsonlLog(tmp_path / "gen.jsonl").get("a")["ids"] == [1, 2, 3]

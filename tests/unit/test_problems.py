@@ -99,6 +99,21 @@ def test_mbpp_setup_code_and_challenge_tests():
     assert with_challenge and all(len(p.tests) > 3 for p in with_challenge)
 
 
+@needs_mirror
+def test_mbpp_plus_v020_from_mirror():
+    """The pinned v0.2.0 file: 378 tasks, about 40k plus tests; Mbpp/793 stores its (no) plus inputs as {}."""
+    probs = {p.task_id: p for p in load_benchmark("mbpp_plus")}
+    assert len(probs) == 378 and all(p.benchmark == "mbpp_plus" and p.reference and p.tests for p in probs.values())
+    assert sum(len(p.tests) for p in probs.values()) == 1174
+    assert sum(len(p.plus_tests) for p in probs.values()) == 39841
+    assert probs["Mbpp/793"].plus_tests == [] and len(probs["Mbpp/793"].tests) == 3
+    p2 = probs["Mbpp/2"]
+    assert p2.prompt == ("Write a function to find the shared elements from the given two lists.\n"
+                         "assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))")
+    assert p2.reference.startswith("def similar_elements(") and p2.tests[0].call.startswith("set(similar_elements(")
+    assert probs["Mbpp/793"].test_script.strip().startswith("assert last(")  # MBPP's asserts, for display
+
+
 def test_mbpp_plus_fixture():
     probs = load_benchmark("mbpp_plus", path=FIXTURES / "mbppplus_sample.jsonl")
     p2, p3, p17 = probs

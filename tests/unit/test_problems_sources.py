@@ -48,13 +48,30 @@ def test_shared_mirror_passes_pinned_hashes():
     mirror = sources.default_mirror()
     if mirror is None or not (mirror / "mbpp" / "mbpp.jsonl").is_file():
         pytest.skip("offline mirror not present")
-    for name in ("mbpp", "mbpp_sanitized", "humaneval_plus"):
+    for name in ("mbpp", "mbpp_sanitized", "humaneval_plus", "mbpp_plus"):
         assert resolve(name, mirror, allow_download=False).is_file()
 
 
-def test_unpinned_hash_is_an_explicit_error(tmp_path):
-    with pytest.raises(SourceError, match=r"mbpp_plus: no pinned SHA-256.*sha256="):
-        resolve("mbpp_plus", tmp_path)
+def test_mbpp_plus_is_pinned_and_a_different_file_says_what_the_pin_is(tmp_path):
+    src = sources.SOURCES["mbpp_plus"]
+    assert src.sha256 == "a8a478355be1a94a561e8f75a630e9bae51d24061ee80292b3ad6dc07566b8b2"
+    assert src.url.startswith("https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/")
+    (tmp_path / "evalplus").mkdir()
+    (tmp_path / "evalplus" / "MbppPlus-v0.2.0.jsonl.gz").write_bytes(b"another file\n")
+    with pytest.raises(ChecksumError, match=r"SHA-256 mismatch.*note: the pinned SHA-256 is of the mirror's "
+                                            r"reconstruction.*sha256=<its hash>"):
+        resolve("mbpp_plus", tmp_path, allow_download=False)
+    # after checking that file by hand, the caller may accept it
+    assert resolve("mbpp_plus", tmp_path, sha256=hashlib.sha256(b"another file\n").hexdigest(),
+                   allow_download=False).is_file()
+
+
+def test_unpinned_hash_is_an_explicit_error(tmp_path, monkeypatch):
+    unpinned = sources.Source("unpinned", "x/file.jsonl", "https://example.invalid/file.jsonl", None,
+                              note="hash not verified")
+    monkeypatch.setitem(sources.SOURCES, "unpinned", unpinned)
+    with pytest.raises(SourceError, match=r"unpinned: no pinned SHA-256.*sha256="):
+        resolve("unpinned", tmp_path)
     with pytest.raises(SourceError, match="unknown benchmark file 'nope'; known:"):
         resolve("nope", tmp_path)
 

@@ -81,8 +81,8 @@ def test_resampled_requests_of_one_problem_are_fresh_samples(tmp_path):
     for tid in ("P0", "P1", "P2"):
         fresh = [r for r in records if r["task_id"] == tid and r["chain"] in ("init", "resample")]
         assert len(fresh) > 4  # some were resampled
-        assert len({r["seed"] for r in fresh}) == len(fresh)
         assert len({r["completion"] for r in fresh}) == len(fresh)
+        assert len({r["seed"] for r in fresh}) == len(fresh)
     # the same request under two benchmarks is the same sample only where they share samples by design
     other = evaluate(tmp_path / "x", SeedEcho(), benches=("toy_b",))["toy_b"]
     assert {r["seed"] for r in other}.isdisjoint({r["seed"] for r in records})
@@ -114,6 +114,18 @@ def test_generation_log_keeps_token_ids_and_logprobs_once_per_prompt(tmp_path):
     reloaded = JsonlLog(tmp_path / "gen.jsonl").records
     assert sum("prompt_token_ids" in r for r in reloaded.values()) == 1  # not repeated per sample
     assert len(reloaded) == 4
+
+
+def test_a_stage_log_keeps_token_fields_on_disk_only(tmp_path):
+    from selfdebug.evaluate.protocol import TOKEN_FIELDS
+    from selfdebug.io import read_jsonl
+
+    log = JsonlLog(tmp_path / "gen.jsonl", drop_in_memory=TOKEN_FIELDS)
+    rows = GenerationRunner(backend=SeedEcho(), cache=log, model_tag="m").run(
+        [Request("t", [{"role": "user", "content": "q"}], SamplingParams(n=2))], "x")[0]
+    assert [r["text"] for r in rows] and all(r.get("token_ids") is None for r in rows)
+    on_disk = [r for r in read_jsonl(tmp_path / "gen.jsonl") if r["key"] in {row["key"] for row in rows}]
+    assert [r["token_ids"] for r in on_disk] == [[r["seed"] % 97, 0] for r in on_disk]
 
 
 def test_a_backend_without_seeds_still_runs_with_a_warning(tmp_path, caplog):
@@ -174,13 +186,13 @@ def test_retrained_weights_in_the_same_folder_regenerate_replies(tmp_path, monke
         backend = HFBackend(folder, dtype="float32", device="cpu")
         runner = GenerationRunner(backend=backend, cache=JsonlLog(log_path), model_tag=_model_tag(config(), backend))
         out = runner.run(reqs, "x")[0]
-        return runner.stats["samples_resumed"], [c["text"] for c in out]
+        return runner.stats["resumed"], [c["text"] for c in out]
 
     resumed0, before = run()
     resumed1, same = run()
     build_tiny_model(folder, seed=1)  # "retrained": same architecture, same file sizes, new weights
     resumed2, after = run()
-    assert (resumed0, resumed1, resumed2) == (0, 2, 0)
+    assert (resumed0, resumed1, resumed2) == (0, 1, 0)  # the one request: asked, reused, asked again
     assert same == before and after != before
 
 
