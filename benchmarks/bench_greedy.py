@@ -164,6 +164,37 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+README_START, README_END = "<!-- greedy-pass1:start (benchmarks/bench_greedy.py writes this block) -->", \
+    "<!-- greedy-pass1:end -->"
+
+
+def readme_block(data: dict) -> str:
+    """The README's table: the profile engine's greedy pass@1 on each benchmark beside the maker's."""
+    cpu = data["cpu"]
+    lines = [README_START, "",
+             f"Greedy pass@1 (%) of the embedded model, every problem, `python benchmarks/bench_greedy.py` "
+             f"on {cpu['model']} ({data['when']} UTC); details and the other engines in "
+             "[benchmarks/results/greedy.md](benchmarks/results/greedy.md):", "",
+             "| benchmark | problems | ours, as parsed | ours, sanitized | maker (bf16, EvalPlus harness) |",
+             "|---|---|---|---|---|"]
+    for bench, m in data["engines"].get("profile", {}).items():
+        lines.append(f"| {bench} | {m['problems']} | {m['pass1_parsed']} | {m['pass1_sanitized']} "
+                     f"| {MAKER.get(bench, '–')} |")
+    return "\n".join([*lines, "", README_END])
+
+
+def update_readme(data: dict, readme: Path = ROOT / "README.md") -> bool:
+    """Rewrite the marked block of the README from the saved results (False when the README has no block)."""
+    from selfdebug.io import atomic_write_text
+
+    text = readme.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < 0 or "profile" not in data["engines"]:
+        return False
+    atomic_write_text(readme, text[:start] + readme_block(data) + text[end + len(README_END):])
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
@@ -177,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
 
     json_path = args.out.with_suffix(".json")
     if args.render:
-        atomic_write_text(args.out, render(json.loads(json_path.read_text())))
+        data = json.loads(json_path.read_text())
+        atomic_write_text(args.out, render(data))
+        update_readme(data)
         return 0
     from selfdebug.generate.cpu import cpu_summary
     from selfdebug.problems import load_benchmark
@@ -203,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 data.setdefault("agreement", {})[f"{engine} vs profile, {bench}"] = f"{diff} of {m['problems']}"
     atomic_write_json(json_path, data)
     atomic_write_text(args.out, render(data))
+    if args.limit is None:  # only a full run speaks for the model in the README
+        update_readme(data)
     print(render(data))
     return 0
 

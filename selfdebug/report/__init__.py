@@ -12,6 +12,7 @@ import yaml
 from selfdebug.evaluate.metrics import compute_all
 from selfdebug.evaluate.protocol import SAMPLE_GROUPS
 from selfdebug.io import atomic_write_json, atomic_write_text, read_jsonl
+from selfdebug.prompts import PROMPT_LABELS
 from selfdebug.report.figures import rounds_figure, selfdebug_bars
 from selfdebug.report.tables import (
     AVERAGE_NOTE,
@@ -89,6 +90,40 @@ def _engine_line(engine: dict | None) -> str:
             f"tokens it was given; it took the KV of the other {int(engine['reused_tokens'])} from its prefix cache.")
 
 
+def _cut_lines(records: dict[str, list[dict]]) -> list[str]:
+    """The share of replies the token cap cut (``finish_reason == "length"``), per chain, each distinct reply
+    once: a cut reply is scored as written, so the caps are sized to keep this share at 1% or less."""
+    replies: dict[tuple, str] = {}
+    for bench, rows in records.items():
+        for r in rows:
+            key = (SAMPLE_GROUPS.get(bench, bench), r["task_id"], r["sample"], r["chain"], r["round"],
+                   r["completion"])
+            replies[key] = r.get("finish_reason", "stop")
+    chains = sorted({k[3] for k in replies}, key=lambda c: list(PROMPT_LABELS).index(c) if c in PROMPT_LABELS else 99)
+    lines = ["Replies cut by the token cap (`max_new_tokens` for Init. and Resample, `refine_max_new_tokens` for "
+             "the refinements; target: at most 1%):", "", "| chain | replies | cut | share |", "|---|---|---|---|"]
+    for chain in chains:
+        reasons = [v for k, v in replies.items() if k[3] == chain]
+        cut = sum(v == "length" for v in reasons)
+        lines.append(f"| {PROMPT_LABELS.get(chain, chain)} | {len(reasons)} | {cut} | {100 * cut / len(reasons):.1f}% |")
+    return lines
+
+
+def _machine_lines(summary: dict) -> list[str]:
+    """The machine the run's speed choices were made for (CPU model and the flags that decide kernels)."""
+    machine = summary.get("machine")
+    if not machine:
+        return []
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in machine.get("flags", {}).items())
+    line = f"Machine: {machine.get('model')}, {machine.get('cores')} cores ({flags})."
+    probe = summary.get("engine_probe") or []
+    if probe:
+        line += " llama.cpp probe: " + "; ".join(f"{a['settings']}: {a['how']}" for a in probe) + "."
+    if summary.get("torch_dtype"):
+        line += f" transformers ran in {summary['torch_dtype']}."
+    return ["", line]
+
+
 def run_summary(results_dir: str | Path) -> str:
     """What the run cost: wall time, tokens and throughput per benchmark (``summary.json``), and the stage's
     wall time and peak memory from GNU time (``time.txt``) when it was measured."""
@@ -114,6 +149,7 @@ def run_summary(results_dir: str | Path) -> str:
              "| benchmark | problems | attempts recorded | seconds in the last invocation |", "|---|---|---|---|"]
     for bench, row in summary.get("benchmarks", {}).items():
         lines.append(f"| {bench} | {row['problems']} | {row['records']} | {row['seconds']:.0f} |")
+    lines += ["", *_cut_lines(records), *_machine_lines(summary)]
     earlier = summary.get("previous_invocations", [])
     if earlier:
         lines += ["", "Earlier invocations of the same stage (each resumed from the log of the ones before):", "",

@@ -60,7 +60,7 @@ KNOWN_FAULTS: dict[tuple[str, str], str] = {
     ("mbpp_plus", "Mbpp/255"): (
         "plus inputs such as combinations_colors(['Dog', 'Cat', 'CatBird', 'Bird', 'Fish'], 77) ask for all "
         "1,663,740 combinations of 77 elements: the reference cannot produce its own output within the "
-        "per-test cap and value limits, so those tests cannot be checked (sandbox_error for every program "
+        "sandbox's memory, time and value limits, so those tests cannot be checked (sandbox_error for every program "
         "on the plus suite, never a model failure); evalplus 0.3.1 fails the canonical solution there too"),
 }
 """(benchmark, task_id) -> why its reference fails on current CPython or under the sandbox's limits.

@@ -103,3 +103,26 @@ def test_per_problem_frame_leaves_undefined_pass_at_k_empty():
     frame = per_problem_frame(recs, [1, 2]).set_index("task_id")
     assert frame.loc["N", "pass@1"] == 1.0 and frame.loc["N", "pass@2"] != frame.loc["N", "pass@2"]  # NaN
     assert frame.loc["M", "pass@2"] == 1.0
+
+
+def test_run_summary_counts_replies_cut_by_the_token_cap_and_names_the_machine(tmp_path):
+    from selfdebug.io import write_jsonl
+    from selfdebug.report import run_summary
+
+    rows = []
+    for s, reason in enumerate(["stop", "length", "stop", "stop"]):
+        rows.append(dict(benchmark="mbpp", task_id="M", sample=s, chain="init", round=0, passed=False,
+                         status="wrong_answer", completion_tokens=5, completion=f"reply {s}", finish_reason=reason))
+    rows.append(dict(benchmark="mbpp", task_id="M", sample=0, chain="explain_refine", round=1, passed=True,
+                     status="passed", completion_tokens=5, completion="fix", finish_reason="stop"))
+    write_jsonl(tmp_path / "samples" / "mbpp.jsonl.gz", rows)
+    (tmp_path / "config.yaml").write_text("evaluate:\n  ks: [1]\n")
+    machine = {"model": "Test CPU", "cores": 2, "flags": {"avx2": False, "amx_tile": True}}
+    probe = [{"settings": "as configured", "ok": False, "how": "killed by SIGSEGV"},
+             {"settings": "plain kernels", "ok": True, "how": "ok"}]
+    (tmp_path / "summary.json").write_text(json.dumps({"backend": "llamacpp", "benchmarks": {}, "generation": {},
+                                                       "machine": machine, "engine_probe": probe}))
+    text = run_summary(tmp_path)
+    assert "| Init. | 4 | 1 | 25.0% |" in text and "| Expl.+Refine | 1 | 0 | 0.0% |" in text
+    assert "Test CPU, 2 cores (avx2 no, amx_tile yes)" in text
+    assert "as configured: killed by SIGSEGV; plain kernels: ok" in text
