@@ -79,14 +79,28 @@ def generate(name: str, problems: dict, max_new_tokens: int, cache_dir: Path) ->
                     backend = make_backend(engine_settings(name))
                 print(f"[{name}] {bench}: generating {len(todo)} greedy replies", flush=True)
                 t0 = time.perf_counter()
-                for start in range(0, len(todo), 64):  # logged per chunk: a kill loses one chunk at most
-                    chunk = todo[start : start + 64]
-                    outs = backend.generate([initial_chat(probs[i]) for i in chunk], params)
-                    for i, comps in zip(chunk, outs, strict=True):
-                        c = comps[0]
-                        log.append(keys[i], {"text": c.text, "completion_tokens": c.completion_tokens,
-                                             "finish_reason": c.finish_reason})
-                print(f"[{name}] {bench}: {time.perf_counter() - t0:.0f} s", flush=True)
+                # An engine that streams results gets every prompt at once and each reply is logged as it
+                # finishes (no chunk boundary drains its batch); others get chunks, logged per chunk.
+                size = len(todo) if getattr(backend, "streams_results", False) else 64
+                for start in range(0, len(todo), size):
+                    chunk = todo[start : start + size]
+
+                    def keep(pos: int, comps: list, chunk: list[int] = chunk, keys: list[str] = keys) -> None:
+                        if keys[chunk[pos]] not in log:
+                            c = comps[0]
+                            log.append(keys[chunk[pos]], {"text": c.text, "completion_tokens": c.completion_tokens,
+                                                          "finish_reason": c.finish_reason})
+
+                    chats = [initial_chat(probs[i]) for i in chunk]
+                    if getattr(backend, "streams_results", False):
+                        outs = backend.generate(chats, params, on_result=keep)
+                    else:
+                        outs = backend.generate(chats, params)
+                    for pos, comps in enumerate(outs):
+                        keep(pos, comps)
+                ntok = sum(log.get(keys[i])["completion_tokens"] for i in todo)
+                dt = time.perf_counter() - t0
+                print(f"[{name}] {bench}: {ntok} tokens in {dt:.0f} s ({ntok / dt:.1f} tok/s)", flush=True)
             out[bench] = [log.get(k) for k in keys]
     finally:
         if backend is not None:
