@@ -78,6 +78,7 @@ stages: $(EVAL_DONE)
 $(EVAL_DONE): configs/$(PROFILE).yaml configs/base.yaml notebooks/06_evaluate.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
 	@$(MAKE) --no-print-directory $(MODEL_DEP) PROFILE=$(PROFILE)
 	@mkdir -p $(RUN)/evaluate
+	@echo "evaluate: the stage's log (every step, with timestamps) is $(RUN)/evaluate/evaluate.log: tail -f it to follow"
 	$(TIMER) $(VENV)/bin/papermill --log-output --no-progress-bar \
 	    notebooks/06_evaluate.ipynb $(RUN)/evaluate/06_evaluate.ipynb -p profile $(PROFILE)
 	@touch $@

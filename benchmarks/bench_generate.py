@@ -102,8 +102,10 @@ def sandbox_pass(problems: list, completions: list[str]) -> list[bool]:
     """Run each answer against its problem's tests in the sandbox (model code never runs in this process)."""
     from selfdebug.prompts import parse_reply
     from selfdebug.sandbox import Job, Sandbox, SandboxConfig
+    from selfdebug.sanitize import sanitize_for
 
-    jobs = [Job(program=p.program(parse_reply(text, p.entry_point).code), problem=p)
+    # the evaluation's own path: parse the reply, sanitize the code, assemble the program
+    jobs = [Job(program=p.program(sanitize_for(p, parse_reply(text, p.entry_point).code)), problem=p)
             for p, text in zip(problems, completions, strict=True)]
     with Sandbox(SandboxConfig(workers=2)) as sandbox:
         return [r.passed for r in sandbox.run(jobs)]
@@ -209,11 +211,24 @@ def worker(args: argparse.Namespace) -> dict:
     return res
 
 
+def _cpu_line() -> str:
+    """The CPU and the flags that decide llama.cpp's kernels and torch's precision (benchmarks differ by CPU)."""
+    from selfdebug.generate.cpu import cpu_summary
+
+    cpu = cpu_summary()
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["flags"].items())
+    import llama_cpp  # the kernels this build compiled in
+
+    kernels = llama_cpp.llama_print_system_info().decode().strip()
+    return f"{cpu['model']} ({flags}); llama.cpp `{kernels}`"
+
+
 def table(results: list[dict], args: argparse.Namespace, when: float | None = None) -> str:
     lines = [
         f"# Generation benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(when))})",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs visible, {args.threads} threads; "
+        f"Machine: {getattr(args, 'machine', None) or platform.machine()}, {os.cpu_count()} CPUs visible, "
+        f"{args.threads} threads; "
         f"Python {platform.python_version()}. Settings of the `cpu` profile: temperature 0.8, top-p 0.95, seed 0.",
         f"Workload `sample`: the first {args.n_prompts} HumanEval initial prompts, max_new_tokens "
         f"{args.max_new_tokens}, n = {' and '.join(map(str, args.samples))} samples per prompt. Workload `refine`: "
@@ -289,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("n_prompts", "refine_pairs", "max_new_tokens", "refine_max_new_tokens", "threads"):
             setattr(args, k, int(saved["args"][k]))
         args.samples = json.loads(saved["args"]["samples"])
+        args.machine = saved.get("machine")  # the machine it ran on, not the one rendering it
         args.out.write_text(table(saved["results"], args, when=args.out.with_suffix(".json").stat().st_mtime))
         return 0
     if args.quick:
@@ -321,13 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         rc = subprocess.run(cmd).returncode
         results.append(json.loads(out.read_text()) if rc == 0 else {"config": name, "error": f"exit {rc}"})
         out.unlink(missing_ok=True)
+    args.machine = _cpu_line()
     md = table(results, args)
     print(md)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(md)
     args.out.with_suffix(".json").write_text(json.dumps({"args": {k: json.dumps(v) if isinstance(v, list) else str(v)
                                                                   for k, v in vars(args).items()},
-                                                         "results": results}, indent=2))
+                                                         "machine": args.machine, "results": results}, indent=2))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0
 

@@ -63,6 +63,28 @@ TOKEN_FIELDS = ("prompt_token_ids", "token_ids", "logprobs")
 """The generation log's bulky fields: a stage's log keeps them on disk only (``JsonlLog(drop_in_memory=)``)."""
 
 
+class _ProgressLog:
+    """Progress lines in the stage's log (a notebook's bars are widgets that a terminal or a log never sees):
+    one every ``every_s`` seconds and one at the end, with prompts done and throughput."""
+
+    def __init__(self, desc: str, total: int, every_s: float = 30.0) -> None:
+        self.desc, self.total, self.every_s = desc, total, every_s
+        self.done, self.tokens, self.base_tokens = 0, 0, 0
+        self.t0 = self.last = time.perf_counter()
+
+    def start_chunk(self) -> None:
+        self.base_tokens = self.tokens  # a chunk's tick reports its own running total
+
+    def tick(self, chunk_tokens: int) -> None:
+        self.done += 1
+        self.tokens = self.base_tokens + chunk_tokens
+        now = time.perf_counter()
+        if now - self.last >= self.every_s or self.done == self.total:
+            self.last = now
+            log.info("%s: %d of %d prompts done, %d tokens, %.1f tok/s", self.desc, self.done, self.total,
+                     self.tokens, self.tokens / max(now - self.t0, 1e-9))
+
+
 @dataclass
 class GenerationRunner:
     """Sends requests to a backend in chunks, logging each finished sample for resumption.
@@ -120,8 +142,10 @@ class GenerationRunner:
         streams = bool(getattr(self.backend, "streams_results", False))
         size = max(self.chunk_size, self.stream_chunk_size) if streams else self.chunk_size
         chunks = [idx[j : j + size] for idx in groups.values() for j in range(0, len(idx), size)]
+        progress = _ProgressLog(desc, len(todo))
         with tqdm(total=len(todo), desc=desc, unit="prompt", disable=not todo) as bar:
             for chunk in chunks:
+                progress.start_chunk()
                 self.stats["calls"] += 1
                 base = requests[chunk[0]].params
                 params = SamplingParams(
@@ -137,6 +161,7 @@ class GenerationRunner:
                         i = chunk[pos]
                         done[pos] = self._log(requests[i], missing[i], seeds[pos], comps)
                         bar.update(1)
+                        progress.tick(sum(done.values()))
 
                 t0 = time.perf_counter()
                 chats = [requests[i].chat for i in chunk]

@@ -23,17 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from selfdebug.config import REPO_ROOT
-from selfdebug.io import atomic_write_text
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "09_human_eval.ipynb"
 PNG = REPO_ROOT / "figures" / "human_rating_notebook.png"
@@ -72,21 +69,11 @@ def _jupyter_data_dir(path: Path) -> Iterator[None]:
             os.environ["JUPYTER_DATA_DIR"] = old
 
 
-@contextmanager
-def _wait_for_widgets() -> Iterator[None]:
-    """Make the shared helper also wait for every saved widget view to be drawn."""
-    import selfdebug.report.screenshot as shared
-
-    expected = shared._expected
-
-    def with_widgets(notebook: Path) -> dict[str, int]:
-        nb = json.loads(Path(notebook).read_text())
-        views = sum(WIDGET_VIEW in o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code"
-                    for o in c.get("outputs", []))
-        return {**expected(notebook), "widgets": views}
-
-    with mock.patch.object(shared, "_expected", with_widgets):
-        yield
+def _widget_views(notebook: Path) -> int:
+    """How many saved widget views the executed notebook holds: the page must draw them all."""
+    nb = json.loads(Path(notebook).read_text())
+    return sum(WIDGET_VIEW in o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code"
+               for o in c.get("outputs", []))
 
 
 @dataclass
@@ -118,8 +105,9 @@ def render_rating_notebook(png: str | Path = PNG, *, rater: str = RATER, width: 
         )
         items = [it for it in read_items(study / "items.jsonl") if not it["empty"]]
         _prepare(executed, tmp / "jupyter-data")
-        with _jupyter_data_dir(tmp / "jupyter-data"), _wait_for_widgets():
-            shot = render_notebook(executed, png, width=width, height=height)
+        with _jupyter_data_dir(tmp / "jupyter-data"):
+            shot = render_notebook(executed, png, width=width, height=height,
+                                   extra_expected={"widgets": _widget_views(executed)})
     return RatingShot(shot.png, shot.dom, shot.seen, rater_order(items, rater)[0])
 
 
@@ -129,17 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rater", default=RATER)
     ap.add_argument("--dom", type=Path, help="also write the rendered notebook's HTML here")
     args = ap.parse_args(argv)
-    from selfdebug.report.screenshot import RenderError
+    from selfdebug.report.screenshot import run_cli
 
-    try:
-        shot = render_rating_notebook(args.png, rater=args.rater)
-    except (RenderError, FileNotFoundError) as e:
-        print(f"screenshot: {e}", file=sys.stderr)
-        return 1
-    if args.dom:
-        atomic_write_text(args.dom, shot.dom)
-    print(f"{shot.png}: {shot.seen}")
-    return 0
+    return run_cli(lambda: render_rating_notebook(args.png, rater=args.rater), args.dom)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,8 @@ async def _capture(devtools_port: int, url: str, want: dict[str, int], width: in
         while time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             now = await evaluate(_PROBE)
-            ready = bool(now) and now["loaded"] and now["cells"] >= want["cells"] and now["images"] >= want["images"]
+            # every count but the outputs must be reached (outputs may legitimately fall short, see below)
+            ready = bool(now) and now["loaded"] and all(now.get(k, 0) >= v for k, v in want.items() if k != "outputs")
             stable = stable + 1 if ready and now == seen else 0
             seen = now
             # Settled: three identical looks in a row once every output is there (fonts, image sizes), or six
@@ -172,15 +174,18 @@ async def _capture(devtools_port: int, url: str, want: dict[str, int], width: in
 
 
 def render_notebook(notebook: str | Path, png: str | Path, *, width: int = 1400, height: int = 2400,
-                    timeout_s: float = 120.0) -> Rendered:
-    """Open ``notebook`` in JupyterLab in headless Chromium; write the view to ``png``; return it with the DOM."""
+                    timeout_s: float = 120.0, extra_expected: dict[str, int] | None = None) -> Rendered:
+    """Open ``notebook`` in JupyterLab in headless Chromium; write the view to ``png``; return it with the DOM.
+
+    ``extra_expected``: more things the page must show before the capture, as counts by name (e.g. drawn
+    widget views); they are waited for like the cells and outputs."""
     notebook, png = Path(notebook), Path(png)
     if not notebook.is_file():
         raise FileNotFoundError(f"render_notebook: no notebook at {notebook}")
     chromium = find_chromium()
     if chromium is None:
         raise RenderError(f"no Chromium found (looked for {', '.join(CHROMIUM_NAMES)}); on Debian: apt-get install chromium")
-    want = _expected(notebook)
+    want = {**_expected(notebook), **(extra_expected or {})}
     with tempfile.TemporaryDirectory(prefix="selfdebug-render-") as tmp_name:
         tmp = Path(tmp_name)
         served = tmp / "served"
@@ -238,13 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=1400)
     ap.add_argument("--height", type=int, default=2400)
     args = ap.parse_args(argv)
+    return run_cli(lambda: render_notebook(args.notebook, args.png, width=args.width, height=args.height), args.dom)
+
+
+def run_cli(render: Callable[[], Any], dom: Path | None) -> int:
+    """A screenshot command's end: render, write the DOM if asked, say what was seen; 1 with the reason on
+    failure (no Chromium, no notebook, a page that never showed what it must)."""
     try:
-        shot = render_notebook(args.notebook, args.png, width=args.width, height=args.height)
+        shot = render()
     except (RenderError, FileNotFoundError) as e:
         print(f"screenshot: {e}", file=sys.stderr)
         return 1
-    if args.dom:
-        atomic_write_text(args.dom, shot.dom)
+    if dom:
+        atomic_write_text(dom, shot.dom)
     print(f"{shot.png}: {shot.seen}")
     return 0
 

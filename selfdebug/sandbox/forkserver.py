@@ -3,7 +3,11 @@
 It is PID 1 of its PID namespace (at the namespace levels), so after every job ``kill(-1, SIGKILL)`` ends
 every process the candidate started, however it daemonised; and, being init, it cannot be killed from
 inside. It enforces the per-test and per-job deadlines itself and reports raw events to the harness,
-which makes the verdicts. Protocol: one JSON line in (a request), one JSON line out (a reply).
+which makes the verdicts. Protocol: one JSON line in (a request), one JSON line out (a reply), each
+followed by its raw value lines. A request with ``stream`` also gets partial replies while it runs (its
+events so far, at most every ``FORWARD_S``), so the harness can compare values as they come and send
+``{"stop": <request id>}`` at the first failure (fast check): the child is then killed, its reply marked
+``stopped``. Expected values never come here: the child is a fork of this process.
 """
 
 from __future__ import annotations
@@ -18,14 +22,75 @@ import signal
 import sys
 import time
 import traceback
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from selfdebug.sandbox import isolation
 from selfdebug.sandbox.runner import RESULT_FD, SECRET_FD, run_child
 
+FORWARD_S = 0.002
+"""Partial replies of a streamed job go out at most this often: a failing test is seen within about this
+long, and a job of a thousand fast tests sends tens of messages, not a thousand."""
+_RESULT_EVENTS = ("value", "error", "signal", "script_ok")
+
+Emit = Callable[[dict[str, Any], list[bytes]], None]
+"""Writes one reply header and its value lines to the harness."""
+
+
+class Input:
+    """The harness's requests, read as lines from a raw fd: the fork server also watches it while a job
+    runs (for stop requests), so it cannot sit behind a buffered reader that select() does not see."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+        self.lines: deque[bytes] = deque()
+        self.eof = False
+
+    def fill(self) -> None:
+        """One read (call it when the fd is readable, or to block for more)."""
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            self.eof = True
+            return
+        self.buf += chunk
+        if b"\n" in chunk:
+            *complete, rest = bytes(self.buf).split(b"\n")
+            self.lines.extend(complete)
+            self.buf = bytearray(rest)
+
+    def take_stop(self, job_id: object) -> bool:
+        """Drop every stop request queued so far (stale ones name jobs already over); True if one names
+        ``job_id``."""
+        hit = False
+        kept = deque()
+        for line in self.lines:
+            if line.startswith(b'{"stop"'):
+                try:
+                    hit = hit or (job_id is not None and json.loads(line).get("stop") == job_id)
+                except ValueError:
+                    pass
+            else:
+                kept.append(line)
+        self.lines = kept
+        return hit
+
+    def next_request(self) -> bytes | None:
+        """The next request line (blocking), stale stop requests skipped; None at end of input."""
+        while True:
+            self.take_stop(None)
+            if self.lines:
+                return self.lines.popleft()
+            if self.eof:
+                return None
+            self.fill()
+
 
 class Server:
-    def __init__(self, conf: dict[str, Any]) -> None:
+    def __init__(self, conf: dict[str, Any], inp: Input | None = None, emit: Emit | None = None) -> None:
+        self.inp = inp
+        self.emit = emit
         self.level: str = conf["level"]
         self.uid: int | None = conf.get("uid")
         self.conf = conf
@@ -166,7 +231,7 @@ class Server:
         run_child(req)
 
     def _watch(self, req: dict[str, Any], pid: int, r: int, cap: int) -> dict[str, Any]:
-        """Collect the child's events until it ends or a deadline passes."""
+        """Collect the child's events until it ends, a deadline passes or the harness stops the job."""
         t0 = time.monotonic()
         run_deadline = t0 + float(req["run_timeout"])
         limits = req["test_limits"]
@@ -177,6 +242,12 @@ class Server:
         payload_for: dict[str, Any] | None = None  # the value event whose payload line comes next
         buf, total, current, started = bytearray(), 0, None, t0
         done = False
+        # streaming: events[:sent_e] and payloads[:sent_p] have gone out in partial replies; results counts
+        # the result events complete (their payload in), forwarded how many have gone out
+        stream = bool(req.get("stream")) and self.emit is not None and self.inp is not None
+        job_id = req.get("id")
+        sent_e = sent_p = results = forwarded = 0
+        last_fwd = -FORWARD_S
         while not done:
             now = time.monotonic()
             deadline = run_deadline
@@ -185,8 +256,26 @@ class Server:
             if now >= deadline:
                 reply["timeout"] = {"at": current, "run": deadline == run_deadline, "elapsed": now - started}
                 break
-            ready, _, _ = select.select([r], [], [], deadline - now)
-            if not ready:
+            wait = deadline - now
+            fds = [r]
+            if stream:
+                if results > forwarded:
+                    if now - last_fwd >= FORWARD_S:
+                        ready_e = len(events) - (payload_for is not None)  # never a value before its payload
+                        self.emit({"partial": True, "events": events[sent_e:ready_e],
+                                   "n_payloads": len(payloads) - sent_p}, payloads[sent_p:])
+                        sent_e, sent_p, forwarded, last_fwd = ready_e, len(payloads), results, now
+                    else:
+                        wait = min(wait, last_fwd + FORWARD_S - now)
+                if not self.inp.eof:
+                    fds.append(self.inp.fd)
+            ready, _, _ = select.select(fds, [], [], max(wait, 0.0))
+            if stream and self.inp.fd in ready:
+                self.inp.fill()
+                if self.inp.take_stop(job_id):
+                    reply["stopped"] = True
+                    break
+            if r not in ready:
                 continue
             chunk = os.read(r, 1 << 20)
             if not chunk:
@@ -208,6 +297,7 @@ class Server:
                     payload_for["p"] = len(payloads)
                     payloads.append(line)
                     payload_for = None
+                    results += 1
                     continue
                 try:
                     ev = json.loads(line)
@@ -218,12 +308,14 @@ class Server:
                 kind = ev.get("ev")
                 if kind == "start" and isinstance(ev.get("i"), int) and 0 <= ev["i"] < len(limits):
                     current, started = ev["i"], now
-                elif kind in ("value", "error", "signal", "script_ok"):
+                elif kind in _RESULT_EVENTS:
                     ev["dur"] = now - started
                     current = None
                     if kind == "value":
                         ev.pop("p", None)
                         payload_for = ev
+                    else:
+                        results += 1
                 elif kind == "done":
                     # the end (a forged early "done" only leaves tests unrun, a failure); do not wait for
                     # EOF, which a daemon holding the pipe would delay until the run deadline
@@ -234,6 +326,9 @@ class Server:
         _, status = os.waitpid(pid, 0)
         reply["exit"] = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else \
             {"code": os.WEXITSTATUS(status)}
+        # what the partial replies carried is not sent again
+        del events[:sent_e]
+        del payloads[:sent_p]
         return reply
 
     def _kill_all(self, pid: int) -> int:
@@ -302,30 +397,33 @@ def _children_of(ppid: int) -> list[int]:
 
 def main() -> None:
     conf = json.loads(sys.argv[1])
-    inp = os.fdopen(0, "rb")
+    inp = Input(0)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open("/dev/null", os.O_WRONLY), 1)  # stray prints cannot corrupt the protocol
+
+    def emit(header: dict[str, Any], payloads: list[bytes]) -> None:
+        out.write((json.dumps(header) + "\n").encode())
+        for payload in payloads:  # newline-free: they were split on newlines
+            out.write(payload)
+            out.write(b"\n")
+        out.flush()
+
     try:
-        server = Server(conf)
+        server = Server(conf, inp, emit)
         hello = {"ready": True, "level": server.level, "pid1": server.pid1, "base_as": server.base_as}
     except BaseException:  # noqa: BLE001
         hello = {"ready": False, "error": traceback.format_exc()[-3000:]}
-    out.write((json.dumps(hello) + "\n").encode())
-    out.flush()
+    emit(hello, [])
     if not hello["ready"]:
         sys.exit(1)
-    for line in inp:
+    while (line := inp.next_request()) is not None:
         try:
             reply = server.handle(json.loads(line))
         except BaseException:  # noqa: BLE001
             reply = {"sandbox_error": traceback.format_exc()[-3000:]}
         payloads = reply.pop("payloads", [])
         reply["n_payloads"] = len(payloads)
-        out.write((json.dumps(reply) + "\n").encode())
-        for payload in payloads:  # newline-free: they were split on newlines
-            out.write(payload)
-            out.write(b"\n")
-        out.flush()
+        emit(reply, payloads)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from typing import Any
 
 from selfdebug.problems.base import Problem, TestCase
 from selfdebug.sandbox.types import Job, SandboxConfig
+from selfdebug.sandbox.verdict import Scorer
 
 
 @dataclass
@@ -22,6 +23,18 @@ class Prepared:
     mode: str
     ref_errors: dict[int, str]
     ref_total_s: float | None
+    texts: tuple[list[str], list[str]] | None = None
+    """The short texts of the calls and expected values shown in outcomes (cached per problem and suite)."""
+
+    @property
+    def stream(self) -> bool:
+        """Fast check with the harness stopping the job at the first failing value. Not when the reference
+        failed on a test: that test must be reached to report the sandbox's failure, as without a stop."""
+        return bool(self.req.get("stream"))
+
+    def scorer(self) -> Scorer:
+        """A fresh scorer for one attempt at this job."""
+        return Scorer(self.shown, self.expected, self.limits, self.secret, self.mode, self.ref_errors, self.texts)
 
 
 @dataclass

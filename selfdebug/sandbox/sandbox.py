@@ -23,8 +23,9 @@ except ImportError:  # the sandbox itself must run without it (e.g. a bare syste
 from selfdebug.problems.base import Problem, TestCase
 from selfdebug.sandbox import isolation
 from selfdebug.sandbox.plan import Prepared, Reference, mode_of, suite_tests, time_limits
-from selfdebug.sandbox.types import ExecResult, Job, SandboxConfig
-from selfdebug.sandbox.verdict import build_result, value_of
+from selfdebug.sandbox.runner import compile_calls
+from selfdebug.sandbox.types import ExecResult, Job, SandboxConfig, _short
+from selfdebug.sandbox.verdict import Scorer, value_of
 from selfdebug.sandbox.worker import Worker, WorkerError
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class Sandbox:
                         isolation.describe(self.level, None))
         self._refs: dict[tuple[Any, ...], Reference] = {}  # reference_key -> the reference's run
         self._ref_lock = threading.Lock()
+        # (reference_key, suite) -> short texts of the calls and expected values, and the compiled calls
+        self._per_suite: dict[tuple[Any, ...], tuple[list[str], list[str], str | None]] = {}
         self._pool: queue.Queue[Worker] = queue.Queue()
         self._workers: list[Worker] = []
         self._started = False
@@ -125,22 +128,28 @@ class Sandbox:
                 "test_limits": limits, "run_timeout": cfg.run_timeout_s, "memory_mb": cfg.memory_mb,
                 "max_output_bytes": cfg.max_output_bytes, "max_open_files": cfg.max_open_files,
                 "max_value_bytes": cfg.max_value_bytes, "max_result_bytes": cfg.max_result_bytes,
-                "max_processes": cfg.max_processes, "stop": stop, "secret": secret}
+                "max_processes": cfg.max_processes, "stop": stop, "secret": secret,
+                "id": secrets.token_hex(8), "stream": False}
 
-    def _call(self, req: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, req: dict[str, Any], prep: Prepared | None = None) -> tuple[dict[str, Any], Scorer | None]:
+        """Run one request on an idle worker (retried once on a fresh worker if it died); with ``prep``,
+        also the scorer that saw the reply (a streamed job is stopped at its first failure)."""
         if not self._started:
             self.start()
         worker = self._pool.get()
+        scorer = None
         try:
             for attempt in range(2):
+                scorer = prep.scorer() if prep is not None else None  # fresh per attempt
+                on_partial = scorer.feed if (scorer is not None and prep is not None and prep.stream) else None
                 try:
-                    return worker.request(req, float(req["run_timeout"]) + OUTER_SLACK_S)
+                    return worker.request(req, float(req["run_timeout"]) + OUTER_SLACK_S, on_partial), scorer
                 except WorkerError as e:
                     if not e.died or attempt == 1:
-                        return {"sandbox_error": str(e)}
+                        return {"sandbox_error": str(e)}, scorer
             raise AssertionError("unreachable")
         except WorkerError as e:  # the restart itself failed
-            return {"sandbox_error": str(e)}
+            return {"sandbox_error": str(e)}, scorer
         finally:
             self._pool.put(worker)
 
@@ -160,7 +169,7 @@ class Sandbox:
             # the reference is trusted and runs every test of every suite: a longer bound than a candidate
             req["run_timeout"] = max(self.cfg.run_timeout_s, min(REFERENCE_RUN_CAP_S,
                                                                  n * self.cfg.per_test_timeout_cap_s))
-            reply = self._call(req)
+            reply, _ = self._call(req)
             events = {e.get("i"): e for e in reply.get("events", []) if e.get("ev") in
                       ("value", "error", "signal", "script_ok")}
             # what the deadline measures (the fork server's clock: the call, serialising its value, sending
@@ -214,12 +223,23 @@ class Sandbox:
                 expected.append(t.expected)
         secret = secrets.token_hex(16)
         req = self._request(job.program, problem, tests, mode, limits, job.stop_at_first_failure, secret)
-        return Prepared(job, req, shown, expected, limits, secret, mode, ref_errors, ref.total_s)
+        req["stream"] = job.stop_at_first_failure and mode != "script" and not ref_errors
+        # per problem and suite, once: the texts shown in outcomes (repr of every expected value of a HumanEval+
+        # problem takes milliseconds) and the calls compiled (tens of milliseconds)
+        key = (reference_key(problem), job.suite)
+        cached = self._per_suite.get(key)
+        if cached is None or len(cached[0]) != len(shown):
+            code = compile_calls([t.call for t in tests]) if mode == "structured" else None
+            cached = self._per_suite[key] = ([_short(t.call) for t in shown], [_short(e) for e in expected], code)
+        calls, exps, code = cached
+        if code is not None:
+            req["code"], req["tests"] = code, [{}] * len(tests)  # the calls travel compiled only
+        return Prepared(job, req, shown, expected, limits, secret, mode, ref_errors, ref.total_s, (calls, exps))
 
-    def _finish(self, prep: Prepared, reply: dict[str, Any], waited_s: float) -> ExecResult:
+    def _finish(self, prep: Prepared, reply: dict[str, Any], waited_s: float,
+                scorer: Scorer | None = None) -> ExecResult:
         try:
-            result = build_result(reply, prep.shown, prep.expected, prep.limits, prep.secret, prep.mode,
-                                  prep.ref_errors)
+            result = (scorer or prep.scorer()).finish(reply)
         except Exception as e:  # noqa: BLE001 - a harness bug is reported as such, never as the model's
             log.exception("sandbox: could not build the result of %s", prep.job.problem.task_id)
             result = ExecResult(status="sandbox_error", passed=False, n_passed=0, n_total=len(prep.shown),
@@ -238,8 +258,8 @@ class Sandbox:
         if isinstance(prep, ExecResult):
             return prep
         t0 = time.monotonic()
-        reply = self._call(prep.req)
-        return self._finish(prep, reply, time.monotonic() - t0)
+        reply, scorer = self._call(prep.req, prep)
+        return self._finish(prep, reply, time.monotonic() - t0, scorer)
 
     def _drive(self, todo: deque[tuple[int, Job]], lock: threading.Lock, results: list[ExecResult | None],
                bar: Any) -> None:
@@ -280,8 +300,9 @@ class Sandbox:
                     return
                 idx, prep, retried = inflight.popleft()
                 t0 = time.monotonic()
+                scorer = prep.scorer()  # fresh per attempt: a retry must not see the failed attempt's events
                 try:
-                    reply = worker.receive(bound)
+                    reply = worker.receive(bound, scorer.feed if prep.stream else None, prep.req["id"])
                 except WorkerError as e:
                     # the worker was restarted: jobs queued behind this one were lost, so queue them again
                     with lock:
@@ -296,7 +317,7 @@ class Sandbox:
                         except WorkerError as e2:
                             e = e2
                     reply = {"sandbox_error": str(e)}
-                results[idx] = self._finish(prep, reply, time.monotonic() - t0)
+                results[idx] = self._finish(prep, reply, time.monotonic() - t0, scorer)
                 bar.update()
         finally:
             self._pool.put(worker)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from selfdebug.sandbox import isolation
@@ -22,6 +23,10 @@ from selfdebug.sandbox import isolation
 log = logging.getLogger(__name__)
 MAX_REPLY_BYTES = 1 << 30
 """A reply carries at most ``max_result_bytes`` of values, re-encoded; beyond this the worker is broken."""
+
+
+OnPartial = Callable[[list[dict[str, Any]], list[bytes]], bool]
+"""Sees a streamed job's events and payloads so far; True: a test failed, stop the job."""
 
 
 class WorkerError(RuntimeError):
@@ -71,12 +76,43 @@ class Worker:
             self.kill()
             raise WorkerError(f"worker {self.index} failed to start at level {self.level}: {hello.get('error')}")
 
-    def _read_reply(self, deadline: float) -> dict[str, Any]:
-        """A reply: a JSON header line, then ``n_payloads`` raw value lines (kept as bytes, parsed later)."""
-        reply = json.loads(self._read_line(deadline))
-        n = reply.get("n_payloads", 0)
-        reply["payloads"] = [self._read_line(deadline) for _ in range(n if isinstance(n, int) else 0)]
-        return reply
+    def _read_reply(self, deadline: float, on_partial: OnPartial | None = None,
+                    job_id: object = None) -> dict[str, Any]:
+        """A reply: a JSON header line, then ``n_payloads`` raw value lines (kept as bytes, parsed later).
+        A streamed job's partial replies come first: their events and payloads are gathered into the final
+        reply, and ``on_partial(events, payloads)`` sees them as they come; once it says a test failed, the
+        job is stopped (fast check)."""
+        events: list[dict[str, Any]] = []
+        payloads: list[bytes] = []
+        stop_sent = False
+        while True:
+            reply = json.loads(self._read_line(deadline))
+            if not isinstance(reply, dict):
+                raise ValueError("reply is not an object")
+            n = reply.get("n_payloads", 0)
+            payloads += [self._read_line(deadline) for _ in range(n if isinstance(n, int) else 0)]
+            got = reply.get("events", [])
+            events += got if isinstance(got, list) else []
+            if not reply.get("partial"):
+                reply["events"], reply["payloads"] = events, payloads
+                return reply
+            if on_partial is not None and not stop_sent and on_partial(events, payloads):
+                stop_sent = True
+                self._stop(job_id)
+
+    def _stop(self, job_id: object) -> None:
+        """Ask the fork server to end the running job; best effort (the job ends by itself anyway), and
+        never blocking: the fork server may be busy writing its next partial reply to us."""
+        assert self.proc is not None and self.proc.stdin is not None
+        fd = self.proc.stdin.fileno()
+        data = (json.dumps({"stop": job_id}) + "\n").encode()
+        os.set_blocking(fd, False)
+        try:
+            os.write(fd, data)  # under PIPE_BUF bytes: written whole or not at all
+        except OSError:  # a full pipe (BlockingIOError) or a dead worker: the job just runs on
+            pass
+        finally:
+            os.set_blocking(fd, True)
 
     def _read_line(self, deadline: float) -> bytes:
         """The next line; replies to pipelined requests may arrive together, so the rest is kept."""
@@ -118,18 +154,18 @@ class Worker:
             self._fail(e)
             raise WorkerError(f"worker {self.index} died: {e}", died=True) from None
 
-    def receive(self, bound_s: float) -> dict[str, Any]:
+    def receive(self, bound_s: float, on_partial: OnPartial | None = None, job_id: object = None) -> dict[str, Any]:
         """The reply to the oldest queued job, within ``bound_s``; on failure the worker is restarted (its
-        queued jobs are lost) and ``WorkerError`` raised."""
+        queued jobs are lost) and ``WorkerError`` raised. ``on_partial``: see ``_read_reply``."""
         try:
-            return self._read_reply(time.monotonic() + bound_s)
+            return self._read_reply(time.monotonic() + bound_s, on_partial, job_id)
         except (WorkerError, OSError, ValueError) as e:
             self._fail(e)
             raise WorkerError(str(e), died=getattr(e, "died", isinstance(e, OSError))) from None
 
-    def request(self, req: dict[str, Any], bound_s: float) -> dict[str, Any]:
+    def request(self, req: dict[str, Any], bound_s: float, on_partial: OnPartial | None = None) -> dict[str, Any]:
         self.send(req)
-        return self.receive(bound_s)
+        return self.receive(bound_s, on_partial, req.get("id"))
 
     def _fail(self, err: BaseException) -> None:
         log.warning("sandbox worker %d failed (%s); restarting it", self.index, err)

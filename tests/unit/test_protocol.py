@@ -209,3 +209,20 @@ def test_every_record_holds_its_chat_and_the_attempt_it_refines(tmp_path):
     assert any(by_id[r["parent_id"]]["chain"] == "resample" for r in records if r["chain"] == "resample")
     # the per-sample records stay small: token ids are only in the generation log
     assert not any("token_ids" in r or "logprobs" in r for r in records)
+
+
+def test_generation_progress_reaches_the_log(tmp_path, caplog):
+    """A notebook's progress bars are widgets: the stage's log (and a terminal following it) gets lines."""
+    import logging
+
+    from selfdebug.evaluate.protocol import Request
+    from selfdebug.generate.base import SamplingParams
+
+    runner = GenerationRunner(backend=ScriptedBackend(), cache=JsonlLog(tmp_path / "g.jsonl"), model_tag="m",
+                              chunk_size=2)
+    reqs = [Request(f"toy/P{i}/init", [{"role": "user", "content": f"Write f{i}."}], SamplingParams(n=2))
+            for i in range(5)]
+    with caplog.at_level(logging.INFO, logger="selfdebug.evaluate.protocol"):
+        runner.run(reqs, "toy: initial samples")
+    lines = [r.getMessage() for r in caplog.records if "prompts done" in r.getMessage()]
+    assert lines and lines[-1] == "toy: initial samples: 5 of 5 prompts done, 30 tokens, " + lines[-1].split(", ")[-1]
