@@ -212,6 +212,8 @@ def update_readme(data: dict, readme: Path = ROOT / "README.md") -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
+    ap.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS),
+                    help="only these (each engine runs those of its default set that are named)")
     ap.add_argument("--max-new-tokens", type=int, default=1024)
     ap.add_argument("--limit", type=int, default=None, help="first N problems of each benchmark (a quick look)")
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "cache" / "bench-greedy")
@@ -230,13 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     from selfdebug.problems import load_benchmark
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    needed = sorted({b for e in args.engines for b in DEFAULT_BENCHMARKS[e]}, key=BENCHMARKS.index)
+    chosen = {e: [b for b in DEFAULT_BENCHMARKS[e] if b in args.benchmarks] for e in args.engines}
+    needed = sorted({b for e in args.engines for b in chosen[e]}, key=BENCHMARKS.index)
     problems = {b: load_benchmark(b, limit=args.limit) for b in needed}
     data = {"when": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "cpu": cpu_summary(),
             "platform": platform.platform(), "max_new_tokens": args.max_new_tokens, "limit": args.limit,
             "maker": MAKER, "maker_source": MAKER_SOURCE, "engines": {}}
     for engine in args.engines:
-        mine = {b: problems[b] for b in DEFAULT_BENCHMARKS[engine]}
+        mine = {b: problems[b] for b in chosen[engine]}
+        if not mine:
+            continue
         replies = generate(engine, mine, args.max_new_tokens, args.cache_dir)
         data["engines"][engine] = score(mine, replies)
     base = data["engines"].get("profile", {})

@@ -49,10 +49,40 @@ def encode(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
         return ["b", value.hex()]
     if t is list or t is tuple or t is set or t is frozenset:
         tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[t]
-        return [tag, [encode(v, depth + 1, budget) for v in value]]
+        flat = _flat(value, depth, budget)
+        return [tag, flat if flat is not None else [encode(v, depth + 1, budget) for v in value]]
     if t is dict or t in _DICT_LIKE:
         return ["d", [[encode(k, depth + 1, budget), encode(v, depth + 1, budget)] for k, v in dict.items(value)]]
     raise NotPlain(f"returned non-plain type {t.__module__}.{t.__qualname__}")
+
+
+_SCALARS = frozenset((type(None), bool, str, float))
+
+
+def _flat(value: Any, depth: int, budget: list[int] | None) -> list[Any] | None:
+    """The items of a container of scalars that encode as themselves (HumanEval+ returns lists of a million
+    floats: one C pass instead of a call per item), charged to the budget as ``encode`` would; None when an
+    item needs ``encode`` (or the depth limit applies to the items)."""
+    if depth + 1 > MAX_DEPTH:
+        return None
+    kinds = set(map(type, value))
+    if not kinds <= _SCALARS:
+        if not kinds <= _SCALARS | {int}:
+            return None
+        ints = value if kinds == {int} else [v for v in value if type(v) is int]
+        if not -_EXACT < min(ints) or not max(ints) < _EXACT:  # JSON keeps these exact; others are tagged
+            return None
+    if budget is not None:
+        strs = 0 if str not in kinds else sum(map(len, value)) if kinds == {str} else \
+            sum(len(v) for v in value if type(v) is str)
+        budget[0] -= 16 * len(value) + strs
+        if budget[0] < 0:
+            raise TooLarge("returned value is larger than the output limit")
+    return list(value)
+
+
+_DECODED = frozenset((type(None), bool, str, int, float))
+_BUILD = {"l": list, "t": tuple, "s": set, "f": frozenset}
 
 
 def decode(node: Any, depth: int = 0) -> Any:
@@ -79,8 +109,10 @@ def decode(node: Any, depth: int = 0) -> Any:
         if tag == "b":
             return bytes.fromhex(node[1])
         if tag in ("l", "t", "s", "f") and type(node[1]) is list:
-            items = [decode(v, depth + 1) for v in node[1]]
-            return {"l": list, "t": tuple, "s": set, "f": frozenset}[tag](items)
+            # scalars decode as themselves: a flat list needs no call per item
+            flat = set(map(type, node[1])) <= _DECODED
+            items = node[1] if flat else [decode(v, depth + 1) for v in node[1]]
+            return _BUILD[tag](items)
         if tag == "d" and type(node[1]) is list:
             return {decode(k, depth + 1): decode(v, depth + 1) for k, v in node[1]}
     except (TypeError, ValueError, IndexError, OverflowError) as e:
@@ -90,10 +122,13 @@ def decode(node: Any, depth: int = 0) -> Any:
 
 def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
     """Python ``==`` on trusted builtins, with float tolerance ``atol`` inside containers (EvalPlus style)."""
-    if atol <= 0:
-        try:
-            return bool(actual == expected)
-        except RecursionError:
+    try:
+        if actual == expected:  # also what the tolerant comparison below says then: skip its call per item
+            return True
+        if atol <= 0:
+            return False
+    except RecursionError:
+        if atol <= 0:
             return False
     if type(actual) in (int, float) and type(expected) in (int, float):
         if type(actual) is int and type(expected) is int:

@@ -25,6 +25,8 @@ class Prepared:
     ref_total_s: float | None
     texts: tuple[list[str], list[str]] | None = None
     """The short texts of the calls and expected values shown in outcomes (cached per problem and suite)."""
+    same: list[tuple[bytes, bool, str] | None] | None = None
+    """``Reference.same`` for these tests."""
 
     @property
     def stream(self) -> bool:
@@ -34,7 +36,8 @@ class Prepared:
 
     def scorer(self) -> Scorer:
         """A fresh scorer for one attempt at this job."""
-        return Scorer(self.shown, self.expected, self.limits, self.secret, self.mode, self.ref_errors, self.texts)
+        return Scorer(self.shown, self.expected, self.limits, self.secret, self.mode, self.ref_errors, self.texts,
+                      self.same)
 
 
 @dataclass
@@ -46,6 +49,10 @@ class Reference:
     times: list[float | None] = field(default_factory=list)
     errors: dict[int, str] = field(default_factory=dict)
     total_s: float | None = None
+    same: list[tuple[bytes, bool, str] | None] = field(default_factory=list)
+    """Per test: the key of the reference's value payload (``verdict.payload_key``), whether a fresh copy of
+    that value passes the test, and its short text. A candidate that sends the very same bytes gets the
+    same verdict and text without its value being parsed again (see ``Scorer``)."""
 
 
 def suite_tests(problem: Problem, suite: str) -> list[TestCase]:

@@ -25,7 +25,7 @@ from selfdebug.sandbox import isolation
 from selfdebug.sandbox.plan import Prepared, Reference, mode_of, suite_tests, time_limits
 from selfdebug.sandbox.runner import compile_calls
 from selfdebug.sandbox.types import ExecResult, Job, SandboxConfig, _short
-from selfdebug.sandbox.verdict import Scorer, value_of
+from selfdebug.sandbox.verdict import Scorer, compare, payload_key, value_of
 from selfdebug.sandbox.worker import Worker, WorkerError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,17 @@ def reference_key(problem: Problem) -> tuple[Any, ...]:
     tests = suite_tests(problem, "all")
     ends = (tests[0].call, tests[-1].call) if tests else (problem.test_script,)
     return problem.benchmark, problem.task_id, problem.reference, len(problem.tests), len(tests), ends
+
+
+def _same(test: TestCase, value: Any, reply: dict[str, Any], ev: dict[str, Any]) -> tuple[bytes, bool, str] | None:
+    """``Reference.same`` for one test: the payload's key, and the verdict and text of a fresh copy of the
+    value (a copy: ``[nan] == [nan]`` holds for one list, not for two)."""
+    try:
+        copy = value_of(reply, ev)
+        expected = value if test.expected_from == "reference" else test.expected
+        return payload_key(reply["payloads"][ev["p"]]), bool(compare(test, expected, copy)), _short(copy)
+    except (ValueError, RecursionError):
+        return None
 
 
 class SandboxUnavailable(RuntimeError):
@@ -178,9 +189,11 @@ class Sandbox:
                          for i in range(n)]
             for i in range(len(tests)):
                 ev = events.get(i)
+                ref.same.append(None)
                 if ev is not None and ev.get("ev") == "value":
                     try:
                         ref.values.append(value_of(reply, ev))
+                        ref.same[i] = _same(tests[i], ref.values[i], reply, ev)
                         continue
                     except (ValueError, RecursionError) as e:
                         ref.errors[i] = str(e)
@@ -234,7 +247,9 @@ class Sandbox:
         calls, exps, code = cached
         if code is not None:
             req["code"], req["tests"] = code, [{}] * len(tests)  # the calls travel compiled only
-        return Prepared(job, req, shown, expected, limits, secret, mode, ref_errors, ref.total_s, (calls, exps))
+        same = ref.same[offset:offset + len(tests)] if mode != "script" and ref.same else None
+        return Prepared(job, req, shown, expected, limits, secret, mode, ref_errors, ref.total_s, (calls, exps),
+                        same)
 
     def _finish(self, prep: Prepared, reply: dict[str, Any], waited_s: float,
                 scorer: Scorer | None = None) -> ExecResult:

@@ -8,6 +8,7 @@ failures that happen before any candidate code ran, which are sandbox failures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 from typing import Any
@@ -26,6 +27,12 @@ def value_of(reply: dict[str, Any], ev: dict[str, Any]) -> Any:
     if type(p) is not int or not 0 <= p < len(payloads):
         raise ValueError("value without payload")
     return plain.decode(json.loads(payloads[p]))
+
+
+def payload_key(line: bytes) -> bytes:
+    """What two value payloads are told apart by: short ones by their bytes, long ones by a 128-bit BLAKE2b
+    digest (a candidate cannot make other bytes collide with a value it was never shown)."""
+    return b"=" + line if len(line) <= 64 else b"#" + hashlib.blake2b(line, digest_size=16).digest()
 
 
 def _signal_status(sig: int, cgroup_memory: bool) -> tuple[str, str]:
@@ -83,12 +90,14 @@ class Scorer:
     ``build_result`` on the whole reply."""
 
     def __init__(self, tests: list[TestCase], expected: list[Any], limits: list[float], secret: str, mode: str,
-                 ref_errors: dict[int, str], shown: tuple[list[str], list[str]] | None = None) -> None:
+                 ref_errors: dict[int, str], shown: tuple[list[str], list[str]] | None = None,
+                 same: list[tuple[bytes, bool, str] | None] | None = None) -> None:
         self.tests, self.expected, self.limits = tests, expected, limits
         self.secret, self.mode, self.ref_errors = secret, mode, ref_errors
         # the short texts of calls and expected values, computed once per problem by the caller when given
         calls, exps = shown or ([_short(t.call) for t in tests], [_short(e) for e in expected])
         self._shown = (calls, exps)
+        self.same = same if same is not None and len(same) == len(tests) else None
         self.outcomes = self._fresh()
         self.cursor = 0  # events consumed
         self.started: int | None = None
@@ -144,6 +153,12 @@ class Scorer:
                     if ev.get("kind") == "nonplain":
                         o.message = f"TypeError: {t.call} {o.message}"
                 else:
+                    p, same = ev.get("p"), self.same[i] if self.same is not None else None
+                    if (same is not None and same[1] and type(p) is int and 0 <= p < len(payloads)
+                            and payload_key(payloads[p]) == same[0]):
+                        # the reference's own bytes, which pass: what parsing and comparing them would say
+                        o.status, o.actual = "passed", same[2]
+                        continue
                     try:
                         actual = value_of({"payloads": payloads}, ev)
                     except (ValueError, RecursionError) as e:

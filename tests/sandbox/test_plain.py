@@ -57,3 +57,29 @@ def test_equal_with_tolerance() -> None:
     assert equal(10 ** 400, 10 ** 400, atol=1e-6) and not equal(10 ** 400, 1.0, atol=1e-6)
     assert equal(math.nan, math.nan, atol=1e-6) is True
     assert close(2, 2.0000001, 1e-6) and not close("2", 2, 1e-6) and not close(True, 1, 1e-6)
+
+
+def test_flat_containers_encode_and_decode_as_item_by_item() -> None:
+    """Containers of scalars take a fast path: it must give what encoding each item gives."""
+    from selfdebug.sandbox.plain import MAX_DEPTH
+
+    def slow(value: object) -> object:
+        tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[type(value)]
+        return [tag, [encode(v, 1) for v in value]]
+
+    cases = [[1.5, 2, None, True, "x"], [2**53, 1], [-(2**53), 1.0], [2**53 - 1, float("nan"), float("inf")],
+             (1, "ab", 3.0), {1, 2, 3}, frozenset({"a"}), [], [True, False], ["é" * 3, ""]]
+    for value in cases:
+        assert json.dumps(encode(value)) == json.dumps(slow(value)), value
+        back = decode(json.loads(json.dumps(encode(value))))
+        assert type(back) is type(value) and repr(back) == repr(value)
+    budget = [16 * 3 + 5]  # the container, three items, five characters
+    encode(["ab", "cde"], budget=budget)
+    assert budget[0] == 0
+    with pytest.raises(TooLarge):
+        encode(["ab", "cdef"], budget=[16 * 3 + 5])
+    nested: list = [1]
+    for _ in range(MAX_DEPTH):
+        nested = [nested]
+    with pytest.raises(NotPlain):
+        encode(nested)
