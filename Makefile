@@ -28,7 +28,7 @@ setup: $(SETUP_STAMP)
 # Reinstalls only when the pins change. torch comes first and alone: on CPU machines `torch==2.13.0`
 # resolves to the CPU wheel; the lock then finds it satisfied. llama-cpp-python is compiled for this CPU by
 # requirements/build_llama_cpp.py (a wheel cache keyed by CPU flags; AMX opted out where it crashes).
-$(SETUP_STAMP): pyproject.toml requirements/lock.txt requirements/build_llama_cpp.py
+$(SETUP_STAMP): pyproject.toml requirements/lock.txt requirements/build_llama_cpp.py selfdebug/generate/cpu.py
 	@test -x $(PY) || $(PYTHON3) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -r requirements/lock.txt

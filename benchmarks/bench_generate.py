@@ -213,14 +213,12 @@ def worker(args: argparse.Namespace) -> dict:
 
 def _cpu_line() -> str:
     """The CPU and the flags that decide llama.cpp's kernels and torch's precision (benchmarks differ by CPU)."""
-    from selfdebug.generate.cpu import cpu_summary
-
-    cpu = cpu_summary()
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in cpu["flags"].items())
     import llama_cpp  # the kernels this build compiled in
 
+    from selfdebug.generate.cpu import describe_cpu
+
     kernels = llama_cpp.llama_print_system_info().decode().strip()
-    return f"{cpu['model']} ({flags}); llama.cpp `{kernels}`"
+    return f"{describe_cpu()}; llama.cpp `{kernels}`"
 
 
 def table(results: list[dict], args: argparse.Namespace, when: float | None = None) -> str:

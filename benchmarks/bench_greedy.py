@@ -149,12 +149,12 @@ def score(problems: dict, replies: dict[str, list[dict]]) -> dict[str, dict]:
 
 
 def render(data: dict) -> str:
+    from selfdebug.generate.cpu import describe_cpu
+
     lines = [
         "# Greedy pass@1 of the embedded model beside the maker's numbers",
         "",
-        f"Machine: {data['cpu']['model']} ({data['cpu']['cores']} cores; "
-        + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in data["cpu"]["flags"].items())
-        + f"). Run {data['when']} UTC; `python benchmarks/bench_greedy.py`. Generation cap "
+        f"Machine: {describe_cpu(data['cpu'])}. Run {data['when']} UTC; `python benchmarks/bench_greedy.py`. Generation cap "
         f"{data['max_new_tokens']} tokens, temperature 0. Maker: {MAKER_SOURCE}.",
         "",
         "| engine | benchmark | problems | pass@1 as parsed | pass@1 sanitized | maker | replies the sanitizer "

@@ -34,17 +34,23 @@ AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16")
 NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 
 
+def _cpu_module():
+    """selfdebug/generate/cpu.py, loaded by path: the project's one cpuinfo parser, stdlib only, so it works
+    before the package is installed."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "selfdebug" / "generate" / "cpu.py"
+    spec = importlib.util.spec_from_file_location("_selfdebug_cpu", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def cpu_flags(cpuinfo: str | None = None) -> list[str]:
     """The feature flags of the first CPU in /proc/cpuinfo (sorted); empty where there is no such file."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return []
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags") and ":" in line:
-            return sorted(set(line.split(":", 1)[1].split()))
-    return []
+    cpu = _cpu_module()
+    info = cpu.cpu_info() if cpuinfo is None else cpu.parse_cpuinfo(cpuinfo)
+    return sorted(info["flags"])
 
 
 def cmake_args(flags: list[str], base: str = "") -> str:

@@ -61,3 +61,10 @@ def cpu_summary(info: dict[str, object] | None = None) -> dict[str, object]:
 def auto_cpu_dtype(flags: frozenset[str] | set[str] | None = None) -> str:
     """``bfloat16`` where the CPU computes in bf16 natively, else ``float32`` (emulated bf16 is slower)."""
     return "bfloat16" if has_native_bf16(flags) else "float32"
+
+
+def describe_cpu(summary: dict[str, object] | None = None) -> str:
+    """One line naming the CPU and the flags that matter, for run summaries and benchmark reports."""
+    summary = summary or cpu_summary()
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in summary.get("flags", {}).items())
+    return f"{summary.get('model')}, {summary.get('cores')} cores ({flags})"

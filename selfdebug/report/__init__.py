@@ -114,8 +114,9 @@ def _machine_lines(summary: dict) -> list[str]:
     machine = summary.get("machine")
     if not machine:
         return []
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in machine.get("flags", {}).items())
-    line = f"Machine: {machine.get('model')}, {machine.get('cores')} cores ({flags})."
+    from selfdebug.generate.cpu import describe_cpu
+
+    line = f"Machine: {describe_cpu(machine)}."
     probe = summary.get("engine_probe") or []
     if probe:
         line += " llama.cpp probe: " + "; ".join(f"{a['settings']}: {a['how']}" for a in probe) + "."
