@@ -75,11 +75,34 @@ def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "")
         if metrics and any(r > 0 for m in metrics["benchmarks"].values() for r in [max(e["round"] for e in m["pass_at_k"])]):
             written.append(rounds_figure(metrics, out_dir / f"{prefix}fig4_rounds_pass{k}.png", k=k,
                                          title=f"pass@{k} per refinement round ({config['profile']} profile)"))
+    written.append(atomic_write_text(out_dir / f"{prefix}table9_human.md", human_ratings_section(results_dir)))
     run_md = run_summary(results_dir)
     if run_md:
         written.append(atomic_write_text(out_dir / f"{prefix}run_summary.md", run_md))
     log.info("wrote %s", ", ".join(str(p) for p in written))
     return metrics
+
+
+HUMAN_STUDY = "human_eval"
+"""The rating study of a results folder: ``items.jsonl`` (the sample), ``ratings/`` (one file per rater) and,
+when an LLM judge has scored the same items, ``judge_scores.jsonl`` (see selfdebug.human)."""
+
+
+def human_ratings_section(results_dir: str | Path) -> str:
+    """Table 9's developers' row from the human ratings beside the results, with agreement; a plain
+    statement when there is no study or no rating yet."""
+    study = Path(results_dir) / HUMAN_STUDY
+    head = "### Table 9: explanation quality rated by people (paper §4.4)\n\n"
+    if not (study / "items.jsonl").is_file():
+        return head + (f"No human rating study beside these results (no `{HUMAN_STUDY}/items.jsonl`), so the "
+                       "developers' row of Table 9 cannot be computed. `python -m selfdebug.human sample` draws "
+                       "one and `notebooks/09_human_eval.ipynb` collects the ratings.\n")
+    from selfdebug.human.analysis import analyse
+    from selfdebug.human.sample import read_items
+
+    judge = study / "judge_scores.jsonl"
+    report = analyse(read_items(study / "items.jsonl"), study / "ratings", judge if judge.is_file() else None)
+    return head + report.markdown() + "\n"
 
 
 def _engine_line(engine: dict | None) -> str:

@@ -126,3 +126,22 @@ def test_run_summary_counts_replies_cut_by_the_token_cap_and_names_the_machine(t
     assert "| Init. | 4 | 1 | 25.0% |" in text and "| Expl.+Refine | 1 | 0 | 0.0% |" in text
     assert "Test CPU, 2 cores (avx2 no, amx_tile yes)" in text
     assert "as configured: killed by SIGSEGV; plain kernels: ok" in text
+
+
+def test_report_has_table9_from_human_ratings_or_says_there_are_none(tmp_path):
+    from selfdebug.human.store import RatingStore
+    from selfdebug.io import write_jsonl
+    from selfdebug.report import human_ratings_section
+
+    assert "No human rating study beside these results" in human_ratings_section(tmp_path)
+    items = [{"item_id": f"i{k}", "model": m, "benchmark": "mbpp", "task_id": f"MBPP/{k}", "problem": "p",
+              "wrong_code": "c", "feedback": "f", "explanation": "e", "empty": False}
+             for k, m in enumerate(["sft", "base", "sft", "base"])]
+    write_jsonl(tmp_path / "human_eval" / "items.jsonl", items)
+    assert "No ratings yet" in human_ratings_section(tmp_path)
+    store = RatingStore(tmp_path / "human_eval" / "ratings", "Ada")
+    for k, score in enumerate([5, 1, 4, 2]):
+        store.record(f"i{k}", correctness=score, helpfulness=score)
+    text = human_ratings_section(tmp_path)
+    assert "Table 9 (score = mean of correctness and helpfulness)" in text and "Developers" in text
+    assert "4.50" in text and "1.50" in text  # sft's and base's mean scores
