@@ -11,7 +11,6 @@ first item neither rated nor skipped and shows the earlier answers of any item i
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +20,14 @@ import ipywidgets as w
 
 from selfdebug.human.render import item_html, rubric_html
 from selfdebug.human.rubric import SCALES, SCORES
+from selfdebug.human.sample import int_seed
 from selfdebug.human.store import RatingStore, check_rater, is_complete
 
 
 def rater_order(items: Sequence[dict[str, Any]], rater: str) -> list[dict[str, Any]]:
     """The items in this rater's order: sorted by id, then shuffled with a seed from the name (sha256, so the
     order is the same in every Python process; ``hash()`` is salted per process)."""
-    seed = int.from_bytes(hashlib.sha256(check_rater(rater).encode()).digest()[:8], "big")
+    seed = int_seed(check_rater(rater))
     order = sorted(items, key=lambda it: it["item_id"])
     random.Random(seed).shuffle(order)
     return order
