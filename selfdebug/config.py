@@ -77,6 +77,39 @@ class EvaluateConfig:
 
 
 @dataclass
+class CollectConfig:
+    """Training-data collection (LeDex §2.1; selfdebug.collect): sample, explain + refine, verify."""
+
+    sources: list[str] = field(default_factory=lambda: ["mbpp"])
+    """Training problem sets: ``mbpp`` (train split, task ids 601-974), ``apps``, ``codecontests`` (train
+    splits, from ``paths`` or the data mirror). A listed source that cannot be loaded is an error."""
+    paths: dict[str, str] = field(default_factory=dict)
+    """Local files of sources, e.g. ``{apps: data/apps/train.jsonl}`` (default: the data mirror)."""
+    limit: int | None = None
+    """First N problems of each source (None: all)."""
+    models: list[ModelConfig] = field(default_factory=list)
+    """Models that sample solutions, pooled (the paper: StarCoder and CodeLlama); empty: ``model``."""
+    n_samples: int = 20
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    few_shot: int = 0
+    """Examples in the sampling prompt (MBPP's prompt split): 3 for base models, as the paper did."""
+    teachers: list[str | ModelConfig] = field(default_factory=lambda: ["self"])
+    """``self`` (the model that sampled the wrong solution: self-bootstrap) or a model section."""
+    modes: list[str] = field(default_factory=lambda: ["refine", "explain_refine"])
+    n_refinements: int = 10
+    refine_temperature: float = 0.8
+    refine_max_new_tokens: int = 768
+    hindsight: bool = False
+    """Beyond the paper (STaR's rationalization): also show the teacher the closest correct sample; such
+    records are labelled and kept apart in Table 1. Never the default of a paper profile."""
+    chunk_size: int = 16
+    """Problems (sample) or wrong solutions (refine, filter) per block: each block is generated, run and
+    logged before the next, so progress lines and resumption have this granularity."""
+
+
+@dataclass
 class Config:
     profile: str
     seed: int = 0
@@ -86,6 +119,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,6 +161,8 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         if type(value) is not tp:
             raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
         return value
+    if dataclasses.is_dataclass(tp):  # a section inside a list (collect.models, collect.teachers)
+        return _build(tp, value, where)
     raise ConfigError(f"{where}: unsupported type {tp}")
 
 
@@ -231,6 +267,40 @@ def _validate(config: Config, where: str) -> None:
     if not 0 <= ev.max_sandbox_error_share <= 1:
         raise ConfigError(f"{where}: evaluate.max_sandbox_error_share must lie in [0, 1], "
                           f"got {ev.max_sandbox_error_share}")
+    _validate_collect(config.collect, where)
+
+
+def _validate_collect(co: CollectConfig, where: str) -> None:
+    from selfdebug.prompts import PROMPT_TYPES
+
+    known_sources = ("mbpp", "apps", "codecontests")
+    bad = sorted(set(co.sources) - set(known_sources)) + sorted(set(co.paths) - set(known_sources))
+    if bad or not co.sources or len(set(co.sources)) != len(co.sources):
+        raise ConfigError(f"{where}: collect.sources must be distinct names from {known_sources} (and "
+                          f"collect.paths keys too), got sources={co.sources} paths={sorted(co.paths)}")
+    for name, value in (("n_samples", co.n_samples), ("n_refinements", co.n_refinements),
+                        ("chunk_size", co.chunk_size), ("max_new_tokens", co.max_new_tokens),
+                        ("refine_max_new_tokens", co.refine_max_new_tokens)):
+        if value < 1:
+            raise ConfigError(f"{where}: collect.{name} must be >= 1, got {value}")
+    if co.limit is not None and co.limit < 0 or co.few_shot < 0:
+        raise ConfigError(f"{where}: collect.limit and collect.few_shot must be >= 0")
+    unknown = sorted(set(co.modes) - set(PROMPT_TYPES))
+    if unknown or not co.modes:
+        raise ConfigError(f"{where}: collect.modes must be a non-empty subset of {PROMPT_TYPES}, got {co.modes}")
+    teachers = [t if isinstance(t, str) else t.id for t in co.teachers]
+    if not co.teachers or any(isinstance(t, str) and t != "self" for t in co.teachers) \
+            or len(set(teachers)) != len(teachers):
+        raise ConfigError(f"{where}: collect.teachers must be distinct entries, each 'self' or a model section "
+                          f"(id, backend, ...), got {co.teachers}")
+    if co.hindsight and "explain_refine" not in co.modes:
+        raise ConfigError(f"{where}: collect.hindsight asks the teacher to explain the bug: it needs "
+                          "'explain_refine' in collect.modes")
+    from selfdebug.generate import BACKENDS
+
+    for m in [*co.models, *(t for t in co.teachers if not isinstance(t, str))]:
+        if m.backend not in BACKENDS:
+            raise ConfigError(f"{where}: collect model {m.id!r}: backend {m.backend!r} is not one of {BACKENDS}")
 
 
 def main(argv: list[str] | None = None) -> None:

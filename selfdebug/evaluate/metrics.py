@@ -33,6 +33,7 @@ import numpy as np
 from selfdebug.evaluate.bootstrap import bootstrap_ci, bootstrap_group_mean, paired_bootstrap_diff
 from selfdebug.evaluate.passk import pass_at_k_per_problem
 from selfdebug.evaluate.protocol import SAMPLE_GROUPS
+from selfdebug.problems import SUBSET_OF
 
 SANDBOX_ERROR = "sandbox_error"
 CHAIN_ORDER = ("refine", "explain_refine", "resample")
@@ -197,7 +198,8 @@ def success_rate_average(records_by_bench: dict[str, Records], *, n_boot: int = 
     rates (HumanEval and HumanEval+ together weigh as much as MBPP). The CI resamples a group's problems
     jointly for its members and the groups independently.
     """
-    groups = sample_groups(sorted(records_by_bench))
+    # a subset of a benchmark that is present (MBPP+ held-out beside MBPP+) would count its problems twice
+    groups = sample_groups(sorted(b for b in records_by_bench if SUBSET_OF.get(b) not in records_by_bench))
     chains, rounds = chains_and_rounds([r for recs in records_by_bench.values() for r in recs])
     out = []
     for chain in chains[1:]:

@@ -18,7 +18,7 @@ from selfdebug.config import Config
 from selfdebug.evaluate.export import export_evalplus
 from selfdebug.evaluate.protocol import TOKEN_FIELDS, GenerationRunner, evaluate_benchmark
 from selfdebug.io import JsonlLog, atomic_write_json, write_jsonl
-from selfdebug.problems import load_benchmark
+from selfdebug.problems import SUBSET_OF, load_benchmark
 from selfdebug.problems.base import Problem
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
             log.info("evaluating %s: %d problems x %d samples", bench, len(probs), ev.n_samples)
             records = evaluate_benchmark(
                 bench, probs, runner=runner,
-                execute=make_executor(sandbox, "all" if bench in PLUS_BENCHMARKS else "base"),
+                execute=make_executor(sandbox, "all" if SUBSET_OF.get(bench, bench) in PLUS_BENCHMARKS else "base"),
                 n_samples=ev.n_samples, temperature=ev.temperature, top_p=ev.top_p, max_new_tokens=ev.max_new_tokens,
                 refine_temperature=ev.refine_temperature, refine_max_new_tokens=ev.refine_max_new_tokens,
                 prompts=tuple(ev.prompts), rounds=ev.rounds, matched_baseline=ev.matched_baseline,

@@ -1,6 +1,6 @@
 """Generation backends behind one interface (see base.py) and the factory that picks one from config.
 
-``model_cfg`` keys: ``id`` (hub id, local folder or ``"embedded"``), ``backend``
+``model_cfg`` keys: ``id`` (hub id, local folder, or a provisioned model: ``"embedded"``, ``"embedded-teacher"``), ``backend``
 (``hf``|``vllm``|``openai``|``llamacpp``|``auto``), ``dtype``, ``batch_size``, ``chat_format``,
 ``device``, for openai ``base_url``/``api_key_env``/``logprobs``, and for llamacpp ``n_ctx``, ``n_threads``, ``n_batch``,
 ``flash_attn``, ``prefix_cache`` and ``gguf_type`` (``original`` or a wider re-encoding such as ``q8_0``,
@@ -63,15 +63,16 @@ def choose_auto_backend(model_cfg: dict) -> str:
 
 
 def _gguf_path(cfg: dict) -> Path:
-    """The GGUF llama.cpp runs; engine_select decides what counts as one (explicit ``gguf``, ``embedded``,
-    a ``.gguf`` id, or the bf16 folder converted from the embedded GGUF)."""
+    """The GGUF llama.cpp runs; engine_select decides what counts as one (explicit ``gguf``, a provisionable
+    model's id such as ``embedded`` or ``embedded-teacher``, a ``.gguf`` id, or a bf16 folder converted from one)."""
     from .engine_select import gguf_for
-    from .provision import embedded_gguf_path
+    from .model_specs import MODELS
+    from .provision import gguf_path
 
     gguf, why = gguf_for(cfg)
     if gguf is None:
         raise ValueError(f"model config: backend 'llamacpp' needs a GGUF file ({why}); set 'gguf' or use backend 'hf'")
-    return embedded_gguf_path() if gguf == "embedded" else Path(gguf)
+    return gguf_path(gguf) if gguf in MODELS else Path(gguf)
 
 
 def make_backend(model_cfg: dict) -> Backend:

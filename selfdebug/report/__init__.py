@@ -16,6 +16,7 @@ from selfdebug.prompts import PROMPT_LABELS
 from selfdebug.report.figures import rounds_figure, selfdebug_bars
 from selfdebug.report.tables import (
     AVERAGE_NOTE,
+    benchmarks_note,
     per_problem_frame,
     sandbox_note,
     table2,
@@ -59,6 +60,7 @@ def build_report(results_dir: str | Path, out_dir: str | Path, prefix: str = "")
     if missing:
         note += f" Not run in this profile: {', '.join(missing)}."
     note += " " + sandbox_note(metrics)
+    note += (" " + benchmarks_note(metrics)) if benchmarks_note(metrics) else ""
     written = []
     written += write_table(table2(metrics), out_dir, f"{prefix}table2_passk", "Table 2: pass@k of initial and refined solutions", note)
     written += write_table(table3(metrics), out_dir, f"{prefix}table3_overall", "Table 3: overall pass@k by benchmark group", note)

@@ -36,6 +36,10 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
         parameters={"profile": "smoke", "run_dir": str(run_dir), "overrides": [f"model.id={tiny_model}"]},
         kernel_name="python3", progress_bar=False, cwd=str(REPO_ROOT),
     )
+    if notebook.stem.endswith("filter"):  # 03 runs the whole collection (01 and 02 first)
+        for name in ("data/refinements.jsonl", "README.md", "results.json", "table1_collection.md",
+                     "table1_sources.png", "filter/done.json"):
+            assert (run_dir / name).stat().st_size > 0, name
     if notebook.stem.endswith("evaluate"):
         assert (run_dir / "config.yaml").is_file()
         samples = sorted(p.name for p in (run_dir / "samples").glob("*.jsonl.gz"))
