@@ -115,6 +115,32 @@ def programs(bench: str, problems: list[Problem]) -> list[dict[str, str]]:
     return out
 
 
+GREEDY_REPLIES = CACHE / "bench-greedy" / "profile-1024.jsonl"
+"""Greedy replies of the cpu profile's engine (benchmarks/bench_greedy.py writes them; ``make bench`` runs it
+first): the issue's workload, a model's programs as an evaluation scores them."""
+
+
+def greedy_programs(bench: str, problems: list[Problem]) -> list[dict[str, str]]:
+    """``task_id``, ``kind`` and ``solution`` of the embedded model's greedy program for every task (sanitized,
+    as evaluation runs it), from bench_greedy's reply cache; empty when that cache is missing."""
+    if not GREEDY_REPLIES.is_file():
+        return []
+    from bench_greedy import SHARES_SAMPLES
+    from bench_greedy import programs as reply_programs
+
+    from selfdebug.io import JsonlLog
+
+    replies = JsonlLog(GREEDY_REPLIES)
+    group = SHARES_SAMPLES.get(bench, bench)
+    out = []
+    for p in problems:
+        rec = replies.get(f"{group}/{p.task_id}")
+        if rec is None:
+            return []  # a partial cache would compare a different set of tasks: leave the workload out
+        out.append({"task_id": p.task_id, "kind": "greedy", "solution": reply_programs(p, rec["text"])["sanitized"]})
+    return out
+
+
 def run_ours(sb: Sandbox, problems: dict[str, Problem], progs: list[dict[str, str]]) -> tuple[list[list[str]], float]:
     """(base, plus) status per program, and the wall time of scoring them all."""
     jobs = [Job(program=r["solution"], problem=problems[r["task_id"]], suite=suite, stop_at_first_failure=True)
@@ -157,12 +183,23 @@ def same(ours: list[str], theirs: list[str | None]) -> bool:
     return base_ours == base_theirs and (base_ours and ours[1] == "passed") == (base_theirs and theirs[1] == "pass")
 
 
-def measure(bench: str, args: argparse.Namespace, python: Path, prefix: list[str]) -> dict[str, Any]:
-    data = resolve(bench)
+def measure_suite(bench: str, args: argparse.Namespace, python: Path, prefix: list[str]) -> list[dict[str, Any]]:
+    """Both workloads of one suite: the model's greedy programs (when bench_greedy's cache has them) and the
+    canonical/wrong/sample mix, each with its own cold pass."""
     t0 = time.perf_counter()
     problems = load_benchmark(bench)
     load_s = time.perf_counter() - t0
-    progs = programs(bench, problems)
+    workloads = {"greedy": greedy_programs(bench, problems), "mix": programs(bench, problems)}
+    if not workloads["greedy"]:
+        print(f"{bench}: no greedy replies in {GREEDY_REPLIES} (run benchmarks/bench_greedy.py): greedy "
+              "workload left out", flush=True)
+    return [measure(bench, name, progs, problems, load_s, args, python, prefix)
+            for name, progs in workloads.items() if progs]
+
+
+def measure(bench: str, workload: str, progs: list[dict[str, str]], problems: list[Problem], load_s: float,
+            args: argparse.Namespace, python: Path, prefix: list[str]) -> dict[str, Any]:
+    data = resolve(bench)
     by_id = {p.task_id: p for p in problems}
     work = Path(tempfile.mkdtemp(prefix=f"bench-evalplus-{bench}-", dir=EVALPLUS_CACHE))
     samples = work / "samples.jsonl"
@@ -175,12 +212,12 @@ def measure(bench: str, args: argparse.Namespace, python: Path, prefix: list[str
     sb = Sandbox(cfg).start()
     start_s = time.perf_counter() - t0
     try:
-        print(f"{bench}: {len(progs)} programs; cold runs", flush=True)
+        print(f"{bench} ({workload}): {len(progs)} programs; cold runs", flush=True)
         ours_cold, ours_cold_s = run_ours(sb, by_id, progs)
         ep_cold, ep_cold_s = run_evalplus(python, prefix, bench, data, progs, samples, args.workers, cold=True)
         ours_warm_s, ep_warm_s = [], []
         for k in range(args.rounds):
-            print(f"{bench}: cached round {k + 1}/{args.rounds}", flush=True)
+            print(f"{bench} ({workload}): cached round {k + 1}/{args.rounds}", flush=True)
             if k % 2:
                 ep, t_ep = run_evalplus(python, prefix, bench, data, progs, samples, args.workers, cold=False)
                 ours, t_ours = run_ours(sb, by_id, progs)
@@ -190,6 +227,9 @@ def measure(bench: str, args: argparse.Namespace, python: Path, prefix: list[str
             ours_warm_s.append(t_ours)
             ep_warm_s.append(t_ep)
         isolation = sb.isolation
+        # the tests' own time: what the reference's calls took, timed in the child (canonical solutions only);
+        # on this many cores no harness can score them in less wall time than this divided by the cores
+        own_s = sum(sb.reference(p).total_s or 0.0 for p in problems)
     finally:
         sb.close()
         shutil.rmtree(work, ignore_errors=True)
@@ -199,9 +239,10 @@ def measure(bench: str, args: argparse.Namespace, python: Path, prefix: list[str
                 for side, xs, ys in (("ours", ours_cold, ours), ("evalplus", ep_cold, ep))
                 for r, a, b in zip(progs, xs, ys, strict=True) if a != b]
     ours_s, ep_s = statistics.median(ours_warm_s), statistics.median(ep_warm_s)
-    kinds = {k: sum(r["kind"] == k for r in progs) for k in ("canonical", "wrong", "sample")}
+    kinds = {k: sum(r["kind"] == k for r in progs) for k in ("greedy", "canonical", "wrong", "sample")}
     return {
-        "suite": bench, "programs": len(progs), "kinds": kinds,
+        "suite": bench, "workload": workload, "programs": len(progs), "kinds": kinds,
+        "canonical_tests_own_cpu_s": round(own_s, 2),
         "tests": {"base": sum(len(p.tests) for p in problems), "plus": sum(len(p.plus_tests) for p in problems)},
         "ours": {"warm_s": round(ours_s, 2), "warm_s_per_round": [round(t, 2) for t in ours_warm_s],
                  "cold_s": round(ours_cold_s, 2), "load_problems_s": round(load_s, 2),
@@ -226,16 +267,25 @@ def render(report: dict[str, Any]) -> str:
              "machine is shared, so times are noisy. evalplus's time includes reading its data file and ground-"
              "truth pickle (inside its `evaluate()`); ours is scoring alone (loading our problems is listed "
              "apart).", "",
-             "| suite | programs | tests (base + plus) | ours warm s | evalplus warm s | speedup | ours cold s | "
-             "evalplus cold s | verdicts identical | pass base / plus (ours, evalplus) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "Workloads: `greedy`, the embedded model's greedy program for every task (the cpu profile's engine, "
+             "sanitized as evaluation runs it; what evaluation scores); `mix`, every canonical solution (all "
+             "tests run), a wrong variant of each, and for HumanEval+ the committed run's samples, a stress mix "
+             "in which the canonical solutions' own test time dominates (last column: the reference's calls, "
+             "timed in the child, summed; no harness on this many cores scores the mix in less wall time than "
+             "that divided by the cores).", "",
+             "| suite | workload | programs | tests (base + plus) | ours warm s | evalplus warm s | speedup | "
+             "ours cold s | evalplus cold s | verdicts identical | pass base / plus (ours, evalplus) | "
+             "canonical tests' own CPU s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["suites"]:
         o, e = s["ours"], s["evalplus"]
         kinds = ", ".join(f"{v} {k}" for k, v in s["kinds"].items() if v)
-        lines.append(f"| {s['suite']} | {s['programs']} ({kinds}) | {s['tests']['base']} + {s['tests']['plus']} | "
+        lines.append(f"| {s['suite']} | {s.get('workload', 'mix')} | {s['programs']} ({kinds}) | "
+                     f"{s['tests']['base']} + {s['tests']['plus']} | "
                      f"{o['warm_s']} | {e['warm_s']} | **{s['speedup_warm']}x** | {o['cold_s']} | {e['cold_s']} | "
                      f"{'yes' if s['verdicts_identical'] else 'no: ' + str(s['n_disagreements'])} | "
-                     f"{o['passed_base']}/{o['passed_plus']}, {e['passed_base']}/{e['passed_plus']} |")
+                     f"{o['passed_base']}/{o['passed_plus']}, {e['passed_base']}/{e['passed_plus']} | "
+                     f"{s.get('canonical_tests_own_cpu_s', '–')} |")
     lines += ["", f"Our isolation: {report['suites'][0]['ours']['isolation']}. Loading our problems: "
               + ", ".join(f"{s['suite']} {s['ours']['load_problems_s']} s" for s in report["suites"])
               + f"; starting the pool: {report['suites'][0]['ours']['pool_start_s']} s.", ""]
@@ -270,7 +320,7 @@ def main() -> None:
     report = {"machine": f"{os.cpu_count()} CPUs", "workers": args.workers, "rounds": args.rounds,
               "evalplus_jail": " ".join(prefix) or "none available",
               "command": "make bench (or: .venv/bin/python benchmarks/bench_evalplus.py)",
-              "suites": [measure(b, args, python, prefix) for b in args.suites]}
+              "suites": [m for b in args.suites for m in measure_suite(b, args, python, prefix)]}
     atomic_write_json(args.out, report)
     atomic_write_text(args.out.with_suffix(".md"), render(report))
     print(render(report))

@@ -7,8 +7,11 @@ depth), size-bounded by the caller, and produces nothing but builtins.
 
 from __future__ import annotations
 
+import base64
 import collections
 import math
+import sys
+from array import array
 from typing import Any
 
 _DICT_LIKE = (collections.Counter, collections.OrderedDict, collections.defaultdict)
@@ -17,6 +20,13 @@ read with the builtin ``dict.items``, so a patched method cannot change what lea
 
 MAX_DEPTH = 100
 _EXACT = 1 << 53
+PACKED_MIN = 64
+"""Containers of at least this many numbers, floats among them, travel as packed IEEE doubles (tag
+``<tag>d``: base64, then the positions of the ints): writing a float as text costs a ``repr`` each
+(HumanEval/130's reference returns millions of them), packing is a copy.
+Both ends are the same interpreter on the same machine, so native byte order is the format's; the flag below
+keeps a foreign payload from being read wrongly."""
+_NATIVE_LITTLE = sys.byteorder == "little"
 
 
 class NotPlain(TypeError):
@@ -49,6 +59,9 @@ def encode(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
         return ["b", value.hex()]
     if t is list or t is tuple or t is set or t is frozenset:
         tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[t]
+        packed = _packed(value, depth, budget) if len(value) >= PACKED_MIN else None
+        if packed is not None:
+            return [tag + "d", *packed]
         flat = _flat(value, depth, budget)
         return [tag, flat if flat is not None else [encode(v, depth + 1, budget) for v in value]]
     if t is dict or t in _DICT_LIKE:
@@ -57,6 +70,33 @@ def encode(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
 
 
 _SCALARS = frozenset((type(None), bool, str, float))
+
+
+def _packed(value: Any, depth: int, budget: list[int] | None) -> tuple[str, list[int]] | None:
+    """A container of floats, or of floats and ints that a double holds exactly (HumanEval/130 returns ten
+    million of them, a few ints among the floats), as packed doubles (base64) and the positions of its ints;
+    charged to the budget as ``encode`` would. None for anything else. Only C-level passes over the items, and
+    a Python step per int."""
+    if not _NATIVE_LITTLE or depth + 1 > MAX_DEPTH:
+        return None
+    items = value if type(value) in (list, tuple) else list(value)
+    kinds = list(map(type, items))
+    n_float = kinds.count(float)
+    n_int = len(kinds) - n_float
+    if n_int > n_float or kinds.count(int) != n_int:  # mostly ints: JSON writes ints fast, and exactly
+        return None
+    ints: list[int] = []
+    at = -1
+    for _ in range(n_int):
+        at = kinds.index(int, at + 1)
+        ints.append(at)
+    if ints and not all(-_EXACT < items[i] < _EXACT for i in ints):
+        return None
+    if budget is not None:
+        budget[0] -= 16 * len(items)
+        if budget[0] < 0:
+            raise TooLarge("returned value is larger than the output limit")
+    return base64.b64encode(array("d", items).tobytes()).decode("ascii"), ints
 
 
 def _flat(value: Any, depth: int, budget: list[int] | None) -> list[Any] | None:
@@ -83,6 +123,7 @@ def _flat(value: Any, depth: int, budget: list[int] | None) -> list[Any] | None:
 
 _DECODED = frozenset((type(None), bool, str, int, float))
 _BUILD = {"l": list, "t": tuple, "s": set, "f": frozenset}
+_PACKED = {tag + "d": tag for tag in _BUILD}
 
 
 def decode(node: Any, depth: int = 0) -> Any:
@@ -108,6 +149,18 @@ def decode(node: Any, depth: int = 0) -> Any:
             return node[1]
         if tag == "b":
             return bytes.fromhex(node[1])
+        if tag in _PACKED and len(node) == 3 and type(node[1]) is str and type(node[2]) is list:
+            raw = base64.b64decode(node[1], validate=True)
+            if len(raw) % 8 or not _NATIVE_LITTLE:
+                raise ValueError("packed floats of a bad length (or a foreign byte order)")
+            packed = array("d")
+            packed.frombytes(raw)
+            items = packed.tolist()
+            for i in node[2]:  # the ints among them, exact in a double
+                if type(i) is not int or not 0 <= i < len(items) or not items[i].is_integer():
+                    raise ValueError("bad int position in packed floats")
+                items[i] = int(items[i])
+            return _BUILD[_PACKED[tag]](items)
         if tag in ("l", "t", "s", "f") and type(node[1]) is list:
             # scalars decode as themselves: a flat list needs no call per item
             flat = set(map(type, node[1])) <= _DECODED
@@ -115,7 +168,7 @@ def decode(node: Any, depth: int = 0) -> Any:
             return _BUILD[tag](items)
         if tag == "d" and type(node[1]) is list:
             return {decode(k, depth + 1): decode(v, depth + 1) for k, v in node[1]}
-    except (TypeError, ValueError, IndexError, OverflowError) as e:
+    except (TypeError, ValueError, IndexError, OverflowError) as e:  # binascii.Error is a ValueError
         raise ValueError(f"malformed value: {e}") from None
     raise ValueError(f"malformed value tag {tag!r}")
 

@@ -83,3 +83,40 @@ def test_flat_containers_encode_and_decode_as_item_by_item() -> None:
         nested = [nested]
     with pytest.raises(NotPlain):
         encode(nested)
+
+
+def test_long_float_containers_travel_packed_and_come_back_bit_for_bit() -> None:
+    """Long float lists go as packed doubles (a repr per float made HumanEval/130 slow): the value, its type
+    and every bit (signed zero, nan, inf, subnormals) come back; short or mixed ones stay plain JSON."""
+    import math
+
+    from selfdebug.sandbox.plain import PACKED_MIN
+
+    floats = [0.1 * i for i in range(PACKED_MIN)] + [-0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308]
+    for value in (floats, tuple(floats), set(floats[:PACKED_MIN])):
+        node = json.loads(json.dumps(encode(value)))
+        assert node[0] == {list: "l", tuple: "t", set: "s"}[type(value)] + "d" and isinstance(node[1], str)
+        back = decode(node)
+        assert type(back) is type(value)
+        if isinstance(value, set):
+            assert back == value
+        else:
+            assert [math.copysign(1, v) for v in back] == [math.copysign(1, v) for v in value]
+            assert repr(back) == repr(value)
+    # ints among the floats (HumanEval/130's tri) come back as ints, exactly
+    mixed = [1, 3, *floats[:PACKED_MIN], -(2**53) + 1, 2**53 - 1, 0]
+    node = json.loads(json.dumps(encode(mixed)))
+    assert node[0] == "ld" and node[2] == [0, 1, PACKED_MIN + 2, PACKED_MIN + 3, PACKED_MIN + 4]
+    back = decode(node)
+    assert repr(back) == repr(mixed) and [type(v) for v in back] == [type(v) for v in mixed]
+    assert encode(floats[: PACKED_MIN - 1])[0] == "l"  # short: plain
+    assert encode([*floats, 2**53])[0] == "l"  # an int a double cannot hold: plain
+    assert encode([*floats, True])[0] == "l"  # a bool is not an int here
+    assert encode(list(range(PACKED_MIN)) + [0.5])[0] == "l"  # mostly ints: plain
+    budget = [16 * len(floats) - 1]
+    with pytest.raises(TooLarge):
+        encode(floats, budget=budget)
+    for bad in (["ld", "AAAA", []], ["ld", "not base64!", []], ["td", 3, []], ["ld", "AAAAAAAA"],
+                ["ld", "AAAAAAAA", [1]], ["ld", "mpmZmZmZuT8=", [0]]):  # 0.1 at an int position
+        with pytest.raises(ValueError):
+            decode(bad)
