@@ -28,7 +28,7 @@ class TestCase:
     is ``"reference"`` the expected value is not known from the benchmark file and is computed by running
     the reference solution in the sandbox (EvalPlus semantics); ``expected`` is then filled in by the
     harness before the candidate runs. ``comparison`` says how the harness compares: ``eq`` (exact, with
-    float tolerance ``atol`` inside containers when ``atol > 0``), ``close`` (numbers within ``atol``),
+    float tolerance ``atol``/``rtol`` inside containers when either is set), ``close`` (numbers within ``atol``),
     ``truthy``/``falsy`` (the value's truth), ``stdout`` (``call`` is standard input text, ``expected`` the
     standard output, for APPS/CodeContests programs).
     """
@@ -39,6 +39,9 @@ class TestCase:
     expected: Any = None
     comparison: Comparison = "eq"
     atol: float = 0.0
+    rtol: float = 0.0
+    """Relative float tolerance beside ``atol``: floats match when ``|a - e| <= atol + rtol * |e|`` (numpy's
+    ``allclose`` rule, which EvalPlus applies with ``rtol=1e-7``)."""
     expected_from: Literal["literal", "reference"] = "literal"
     source: str = ""
     """The original assertion text or input, to show in feedback."""

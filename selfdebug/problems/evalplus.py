@@ -7,9 +7,9 @@ case here has ``expected_from="reference"`` and ``call = "entry(arg0, arg1, ...)
 Comparison: EvalPlus checks ``out == exp``, and if that fails and a tolerance applies, ``np.allclose(out,
 exp, rtol=1e-7, atol=atol)``; a task with ``atol == 0`` still gets ``atol = 1e-6`` when the expected value is
 a float or a sequence of floats. The type of the expected value is only known once the reference ran, so
-every case gets ``comparison="eq"`` and ``atol = task atol or 1e-6``: the TestCase contract applies ``atol``
-to floats only (exact for ints, strings, ...). Not reproduced: the rtol=1e-7 term (relevant only for floats
-beyond ~10 in magnitude whose difference is between 1e-6 and 1e-7*|x|).
+every case gets ``comparison="eq"``, ``atol = task atol or 1e-6`` and ``rtol = 1e-7``: the TestCase contract
+applies them to floats only (exact for ints, strings, ...). The rtol term decides floats of large magnitude
+(a model's ``pi * r * r * h`` against the reference's ``pi * r**2 * h`` for MBPP+'s large cylinders).
 
 Special oracles (EvalPlus ``_special_oracle.py`` and its evaluator), reproduced as call expressions:
 
@@ -31,6 +31,8 @@ from selfdebug.problems.base import TestCase
 from selfdebug.problems.pyliteral import NotRenderable, call_source
 
 DEFAULT_FLOAT_ATOL = 1e-6
+EVALPLUS_RTOL = 1e-7
+"""``np.allclose(out, exp, rtol=1e-07, atol=atol)`` in evalplus 0.3.1's ``unsafe_execute``."""
 
 MBPP_SET_EQ = frozenset(
     ["similar_elements", "find_char_long", "common_in_nested_lists", "extract_singly", "larg_nnum",
@@ -56,7 +58,8 @@ def humaneval_plus_case(task_id: str, entry: str, args: list[Any], atol: float) 
         oracle = f"{_POLY}({xs}, {call})"
         return TestCase(call=oracle, expected=0.0, comparison="close", atol=atol or 1e-4,
                         source=_source_text(f"assert abs(poly({xs}, {call})) <= {atol or 1e-4}"))
-    return TestCase(call=call, comparison="eq", atol=atol or DEFAULT_FLOAT_ATOL, expected_from="reference",
+    return TestCase(call=call, comparison="eq", atol=atol or DEFAULT_FLOAT_ATOL, rtol=EVALPLUS_RTOL,
+                    expected_from="reference",
                     source=_source_text(call))
 
 
@@ -124,13 +127,14 @@ def mbpp_plus_case(task_num: int, entry: str, inp: list[Any], atol: float) -> Te
     call = call_source(entry, mbpp_plus_args(task_num, inp))
     tol = atol or DEFAULT_FLOAT_ATOL
     if entry in MBPP_SET_EQ:
-        return TestCase(call=f"set({call})", atol=tol, expected_from="reference", source=_source_text(call))
+        return TestCase(call=f"set({call})", atol=tol, rtol=EVALPLUS_RTOL, expected_from="reference",
+                        source=_source_text(call))
     if entry in MBPP_NOT_NONE:
         wrapped = f"(lambda r: r if isinstance(r, bool) else r is not None)({call})"
         return TestCase(call=wrapped, expected_from="reference", source=_source_text(call))
     if entry in MBPP_ALWAYS_PASS:
         return TestCase(call=f"({call}, True)[1]", comparison="truthy", source=_source_text(call))
-    return TestCase(call=call, atol=tol, expected_from="reference", source=_source_text(call))
+    return TestCase(call=call, atol=tol, rtol=EVALPLUS_RTOL, expected_from="reference", source=_source_text(call))
 
 
 def mbpp_plus_cases(task_num: int, entry: str, inputs: list[Any], atol: float) -> list[TestCase]:

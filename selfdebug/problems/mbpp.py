@@ -124,7 +124,8 @@ def problem_from_row(row: dict[str, Any], *, include_challenge: bool = False,
     if _needs_program_first(setup, code):
         tests = [
             TestCase(call=f"(exec({setup!r}, globals()), {t.call})[1]", expected=t.expected,
-                     comparison=t.comparison, atol=t.atol, expected_from=t.expected_from, source=t.source)
+                     comparison=t.comparison, atol=t.atol, rtol=t.rtol, expected_from=t.expected_from,
+                     source=t.source)
             for t in tests
         ]
         setup_code = ""

@@ -115,22 +115,46 @@ def _engine_line(engine: dict | None) -> str:
             f"tokens it was given; it took the KV of the other {int(engine['reused_tokens'])} from its prefix cache.")
 
 
+REPEAT_TAIL, REPEAT_WINDOW, REPEAT_TIMES = 1500, 60, 3
+
+
+def is_repeating(text: str) -> bool:
+    """Whether a reply ends in a loop: some 60-character stretch (at a 10-character step) occurs three or more
+    times in its last 1,500 characters. A small model that falls into one never stops by itself, so a larger
+    token cap would not end such a reply; the caps are sized by the other cut replies."""
+    tail = text[-REPEAT_TAIL:]
+    seen: dict[str, int] = {}
+    for i in range(0, len(tail) - REPEAT_WINDOW + 1, 10):
+        window = tail[i:i + REPEAT_WINDOW]
+        seen[window] = seen.get(window, 0) + 1
+        if seen[window] >= REPEAT_TIMES:
+            return True
+    return False
+
+
 def _cut_lines(records: dict[str, list[dict]]) -> list[str]:
     """The share of replies the token cap cut (``finish_reason == "length"``), per chain, each distinct reply
-    once: a cut reply is scored as written, so the caps are sized to keep this share at 1% or less."""
-    replies: dict[tuple, str] = {}
+    once: a cut reply is scored as written, so the caps are sized to keep the share of cut replies that were not
+    stuck in a loop (``is_repeating``) at 1% or less."""
+    replies: dict[tuple, tuple[str, bool]] = {}
     for bench, rows in records.items():
         for r in rows:
             key = (SAMPLE_GROUPS.get(bench, bench), r["task_id"], r["sample"], r["chain"], r["round"],
                    r["completion"])
-            replies[key] = r.get("finish_reason", "stop")
+            reason = r.get("finish_reason", "stop")
+            replies[key] = reason, reason == "length" and is_repeating(r["completion"] or "")
     chains = sorted({k[3] for k in replies}, key=lambda c: list(PROMPT_LABELS).index(c) if c in PROMPT_LABELS else 99)
     lines = ["Replies cut by the token cap (`max_new_tokens` for Init. and Resample, `refine_max_new_tokens` for "
-             "the refinements; target: at most 1%):", "", "| chain | replies | cut | share |", "|---|---|---|---|"]
+             "the refinements). *Looping*: the reply's end repeats itself (a 60-character stretch three or more "
+             "times in its last 1,500 characters), so no cap would have ended it; the target, at most 1%, is for "
+             "the others:", "",
+             "| chain | replies | cut | share | of which looping | cut, not looping |", "|---|---|---|---|---|---|"]
     for chain in chains:
         reasons = [v for k, v in replies.items() if k[3] == chain]
-        cut = sum(v == "length" for v in reasons)
-        lines.append(f"| {PROMPT_LABELS.get(chain, chain)} | {len(reasons)} | {cut} | {100 * cut / len(reasons):.1f}% |")
+        cut = sum(v[0] == "length" for v in reasons)
+        looping = sum(v[1] for v in reasons)
+        lines.append(f"| {PROMPT_LABELS.get(chain, chain)} | {len(reasons)} | {cut} | {100 * cut / len(reasons):.1f}% "
+                     f"| {looping} | {100 * (cut - looping) / len(reasons):.1f}% |")
     return lines
 
 

@@ -173,15 +173,17 @@ def decode(node: Any, depth: int = 0) -> Any:
     raise ValueError(f"malformed value tag {tag!r}")
 
 
-def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
-    """Python ``==`` on trusted builtins, with float tolerance ``atol`` inside containers (EvalPlus style)."""
+def equal(actual: Any, expected: Any, atol: float = 0.0, rtol: float = 0.0) -> bool:
+    """Python ``==`` on trusted builtins, with float tolerance inside containers (EvalPlus style): two numbers,
+    floats among them, match when ``|a - e| <= atol + rtol * |e|`` (numpy's ``allclose`` rule)."""
+    tolerant = atol > 0 or rtol > 0
     try:
         if actual == expected:  # also what the tolerant comparison below says then: skip its call per item
             return True
-        if atol <= 0:
+        if not tolerant:
             return False
     except RecursionError:
-        if atol <= 0:
+        if not tolerant:
             return False
     if type(actual) in (int, float) and type(expected) in (int, float):
         if type(actual) is int and type(expected) is int:
@@ -189,14 +191,14 @@ def equal(actual: Any, expected: Any, atol: float = 0.0) -> bool:
         try:
             if math.isnan(expected) and type(actual) is float:
                 return math.isnan(actual)
-            return actual == expected or abs(actual - expected) <= atol
+            return actual == expected or abs(actual - expected) <= atol + rtol * abs(expected)
         except OverflowError:
             return False
     if type(actual) in (list, tuple) and type(expected) in (list, tuple):
         return type(actual) is type(expected) and len(actual) == len(expected) and all(
-            equal(a, e, atol) for a, e in zip(actual, expected, strict=True))
+            equal(a, e, atol, rtol) for a, e in zip(actual, expected, strict=True))
     if type(actual) is dict and type(expected) is dict:
-        return actual.keys() == expected.keys() and all(equal(actual[k], expected[k], atol) for k in actual)
+        return actual.keys() == expected.keys() and all(equal(actual[k], expected[k], atol, rtol) for k in actual)
     return bool(actual == expected)
 
 

@@ -87,6 +87,9 @@ class TestOutcome:
     message: str = ""
     duration_s: float = 0.0
     time_limit_s: float = 0.0
+    call_s: float = 0.0
+    """The call's own time as the child timed it (informative only: the child could say anything);
+    ``duration_s`` is the fork server's clock, which also covers sending the value."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

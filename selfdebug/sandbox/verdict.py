@@ -54,7 +54,7 @@ def _norm(text: object) -> str:
 def compare(test: TestCase, expected: Any, actual: Any) -> bool:
     c = test.comparison
     if c == "eq":
-        return plain.equal(actual, expected, test.atol)
+        return plain.equal(actual, expected, test.atol, test.rtol)
     if c == "close":
         return plain.close(actual, expected, test.atol)
     if c == "truthy":
@@ -137,6 +137,8 @@ class Scorer:
                 self._signals.pop(i, None)
                 o, t = outcomes[i], tests[i]
                 o.duration_s = float(ev.get("dur", 0.0))
+                call_s = ev.get("t")
+                o.call_s = call_s if type(call_s) is float else 0.0
                 if i in self.ref_errors:
                     o.status, o.message = "sandbox_error", f"reference failed on this test: {self.ref_errors[i]}"
                 elif kind == "script_ok":

@@ -120,3 +120,21 @@ def test_long_float_containers_travel_packed_and_come_back_bit_for_bit() -> None
                 ["ld", "AAAAAAAA", [1]], ["ld", "mpmZmZmZuT8=", [0]]):  # 0.1 at an int position
         with pytest.raises(ValueError):
             decode(bad)
+
+
+def test_relative_tolerance_is_evalplus_allclose_rule() -> None:
+    """EvalPlus passes floats within ``atol + 1e-7 * |expected|`` (np.allclose): a model's ``pi * r * r * h``
+    against the reference's ``pi * r**2 * h`` for a large cylinder (Mbpp/276) differs by more than 1e-6."""
+    import math
+
+    r, h = 4512.5, 98765.25
+    ref = math.pi * r**2 * h
+    ours = ref * (1 + 5e-8)  # a formula's rounding, relatively tiny, absolutely large
+    assert abs(ours - ref) > 1e-6
+    assert not equal(ours, ref, 1e-6)
+    assert equal(ours, ref, 1e-6, 1e-7) and equal([1, (ours,)], [1, (ref,)], 1e-6, 1e-7)
+    assert not equal(ref * (1 + 2e-7), ref, 1e-6, 1e-7)  # beyond the relative bound
+    assert not equal(3, 4, 0.0, 0.5)  # ints stay exact
+    from selfdebug.problems.evalplus import EVALPLUS_RTOL, mbpp_plus_case
+
+    assert mbpp_plus_case(276, "volume_cylinder", [r, h], 0.0).rtol == EVALPLUS_RTOL == 1e-7

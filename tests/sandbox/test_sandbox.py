@@ -124,6 +124,17 @@ def test_expected_from_reference_and_time_limit(sb: Sandbox) -> None:
     assert slow.status == "timeout" and slow.duration_s < r.time_limit_s + 3
 
 
+def test_each_test_reports_the_calls_own_time(sb: Sandbox) -> None:
+    """``call_s`` is the call alone as the child timed it (benchmarks sum it for the tests' own cost); the fork
+    server's ``duration_s`` covers at least as much."""
+    p = fn_problem([TestCase("f(0.3)", None), TestCase("f(0)", None)])
+    r = run1(sb, "import time\ndef f(x):\n    time.sleep(x)\n", p)
+    assert r.passed
+    slow, fast = r.tests
+    assert 0.3 <= slow.call_s < 1.0 and fast.call_s < 0.05
+    assert slow.duration_s >= slow.call_s - 0.005
+
+
 def test_suites(sb: Sandbox) -> None:
     p = fn_problem([TestCase("f(1)", 1)], plus_tests=[TestCase("f(-1)", 1)])
     prog = "def f(x):\n    return x\n"

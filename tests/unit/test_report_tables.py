@@ -110,9 +110,12 @@ def test_run_summary_counts_replies_cut_by_the_token_cap_and_names_the_machine(t
     from selfdebug.report import run_summary
 
     rows = []
-    for s, reason in enumerate(["stop", "length", "stop", "stop"]):
+    loop = "def f(x):\n    return x\n" + "print('and again and again and again')\n" * 60
+    for s, reason in enumerate(["stop", "length", "stop", "stop", "length"]):
         rows.append(dict(benchmark="mbpp", task_id="M", sample=s, chain="init", round=0, passed=False,
-                         status="wrong_answer", completion_tokens=5, completion=f"reply {s}", finish_reason=reason))
+                         status="wrong_answer", completion_tokens=5,
+                         completion=loop if s == 4 else f"reply {s} " + "".join(f"line {i}\n" for i in range(300)),
+                         finish_reason=reason))
     rows.append(dict(benchmark="mbpp", task_id="M", sample=0, chain="explain_refine", round=1, passed=True,
                      status="passed", completion_tokens=5, completion="fix", finish_reason="stop"))
     write_jsonl(tmp_path / "samples" / "mbpp.jsonl.gz", rows)
@@ -123,7 +126,8 @@ def test_run_summary_counts_replies_cut_by_the_token_cap_and_names_the_machine(t
     (tmp_path / "summary.json").write_text(json.dumps({"backend": "llamacpp", "benchmarks": {}, "generation": {},
                                                        "machine": machine, "engine_probe": probe}))
     text = run_summary(tmp_path)
-    assert "| Init. | 4 | 1 | 25.0% |" in text and "| Expl.+Refine | 1 | 0 | 0.0% |" in text
+    # two cut replies: one stuck in a loop (no cap ends it), one that was merely long
+    assert "| Init. | 5 | 2 | 40.0% | 1 | 20.0% |" in text and "| Expl.+Refine | 1 | 0 | 0.0% | 0 | 0.0% |" in text
     assert "Test CPU, 2 cores (avx2 no, amx_tile yes)" in text
     assert "as configured: killed by SIGSEGV; plain kernels: ok" in text
 
