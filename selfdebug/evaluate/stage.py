@@ -17,6 +17,8 @@ from typing import Any
 from selfdebug.config import Config
 from selfdebug.evaluate.export import export_evalplus
 from selfdebug.evaluate.protocol import TOKEN_FIELDS, GenerationRunner, evaluate_benchmark
+from selfdebug.generate.runner import backend_settings as model_backend_settings
+from selfdebug.generate.runner import model_tag
 from selfdebug.io import JsonlLog, atomic_write_json, write_jsonl
 from selfdebug.problems import SUBSET_OF, load_benchmark
 from selfdebug.problems.base import Problem
@@ -146,32 +148,10 @@ def _torch_dtype(backend: Any) -> str | None:
 
 
 def _model_tag(config: Config, backend: Any = None) -> str:
-    """Cache namespace: a reply is reused only from the same model. The backend's ``cache_tag`` names the
-    engine, a fingerprint of the weights that run (a retrained checkpoint in the same folder, or another
-    encoding of a GGUF, is another model) and the chat format; a backend without one (a test double) is
-    named by its ``name`` and the configured chat format."""
-    tag = getattr(backend, "cache_tag", None)
-    if not tag:
-        tag = f"{getattr(backend, 'name', type(backend).__name__)}|chat={config.model.chat_format}"
-    return f"{config.model.id}|{tag}"
+    """Cache namespace of the profile's model (``selfdebug.generate.runner.model_tag``)."""
+    return model_tag(config.model.id, config.model.chat_format, backend)
 
 
 def backend_settings(config: Config) -> dict[str, Any]:
-    """The model section as ``make_backend`` takes it; ``tiny:<dir>`` builds the tiny test model on first use."""
-    from dataclasses import asdict
-
-    from selfdebug.config import REPO_ROOT
-
-    m = asdict(config.model)
-    extra = m.pop("extra")
-    settings = {k: v for k, v in m.items() if v is not None}
-    settings.update(extra)
-    if settings["id"].startswith("tiny:"):
-        from selfdebug.generate.tiny import build_tiny_model
-
-        path = Path(settings["id"][len("tiny:"):])
-        path = path if path.is_absolute() else REPO_ROOT / path
-        if not (path / "config.json").is_file():
-            build_tiny_model(path)
-        settings["id"] = str(path)
-    return settings
+    """The profile's model section as ``make_backend`` takes it (``selfdebug.generate.runner.backend_settings``)."""
+    return model_backend_settings(config.model)

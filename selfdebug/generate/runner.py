@@ -218,7 +218,7 @@ class GenerationRunner:
 def model_tag(model_id: str, chat_format: str, backend: Any = None) -> str:
     """Cache namespace: a reply is reused only from the same model. The backend's ``cache_tag`` names the
     engine, a fingerprint of the weights and the chat format; a backend without one (a test double) is named
-    by its ``name`` and the configured chat format. (The same rule as selfdebug.evaluate.stage._model_tag.)"""
+    by its ``name`` and the configured chat format."""
     tag = getattr(backend, "cache_tag", None)
     if not tag:
         tag = f"{getattr(backend, 'name', type(backend).__name__)}|chat={chat_format}"
@@ -226,8 +226,7 @@ def model_tag(model_id: str, chat_format: str, backend: Any = None) -> str:
 
 
 def backend_settings(model: Any) -> dict[str, Any]:
-    """A ``ModelConfig`` as ``make_backend`` takes it; ``tiny:<dir>`` builds the tiny test model on first use.
-    (The same rule as selfdebug.evaluate.stage.backend_settings, for any model section, not only ``model``.)"""
+    """A ``ModelConfig`` as ``make_backend`` takes it; ``tiny:<dir>`` builds the tiny test model on first use."""
     from pathlib import Path
 
     from selfdebug.config import REPO_ROOT
