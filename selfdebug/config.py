@@ -26,7 +26,8 @@ class ConfigError(ValueError):
 @dataclass
 class ModelConfig:
     id: str = "embedded"
-    """``embedded`` (the shipped Qwen2.5-Coder-0.5B-Instruct), a hub id, a local folder, or ``tiny:<dir>``
+    """``embedded`` (the shipped Qwen2.5-Coder-0.5B-Instruct), ``embedded-teacher`` (the 1.5B teacher, after
+    ``make teacher``; selfdebug.generate.model_specs lists both), a hub id, a local folder, or ``tiny:<dir>``
     (a random-weight model built locally, for tests)."""
     backend: str = "auto"
     """``auto`` | ``hf`` | ``llamacpp`` | ``vllm`` | ``openai``; auto picks the fastest engine that can run
