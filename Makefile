@@ -2,6 +2,7 @@
 #   make reproduce            set up, provision the embedded model, run the cpu profile, rebuild figures/
 #   make test                 set up, then the fast tests + the notebook smoke run (what CI runs)
 #   make teacher              on demand: provision the 1.5B teacher GGUF for collection (1.1 GB; never in test)
+#   make collect              training data: notebooks 01-03 on the profile (cpu: about an hour), then Table 1
 # Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
 
 PROFILE ?= cpu
@@ -18,7 +19,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model teacher reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: setup model teacher collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -94,9 +95,36 @@ $(EVAL_DONE): configs/$(PROFILE).yaml configs/base.yaml notebooks/06_evaluate.ip
 	    notebooks/06_evaluate.ipynb $(RUN)/evaluate/06_evaluate.ipynb -p profile $(PROFILE)
 	@touch $@
 
+# ---- training data (paper §2.1): notebooks 01-03 ------------------------------------------------------------
+COLLECT := $(RUN)/collect
+COLLECT_DONE := $(COLLECT)/.done
+COLLECT_NOTEBOOKS := 01_sample 02_explain_refine 03_filter
+# A teacher section with the 1.5B model's id needs its GGUF provisioned first.
+TEACHER_IDS = $(shell $(PY) -m selfdebug.config $(PROFILE) --get collect.teachers 2>/dev/null)
+COLLECT_DEP = $(MODEL_STAMP)$(if $(findstring embedded-teacher,$(TEACHER_IDS)), $(TEACHER_STAMP),)
+
+collect: $(COLLECT_DONE)
+ifeq ($(PROFILE),cpu)
+	@mkdir -p $(RESULTS)/collect
+	cp $(COLLECT)/results.json $(COLLECT)/filter/config.yaml $(COLLECT)/time_*.txt $(RESULTS)/collect/
+	$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures
+endif
+
+# Each notebook's wall time and peak memory go to time_<notebook>.txt (GNU time); stages resume after a kill.
+$(COLLECT_DONE): configs/$(PROFILE).yaml configs/base.yaml $(COLLECT_NOTEBOOKS:%=notebooks/%.ipynb) $(PKG_SOURCES) | $(SETUP_STAMP)
+	@$(MAKE) --no-print-directory $(COLLECT_DEP) PROFILE=$(PROFILE)
+	@mkdir -p $(COLLECT)
+	@echo "collect: the log (every step, with timestamps) is $(COLLECT)/collect.log: tail -f it to follow"
+	@set -e; for nb in $(COLLECT_NOTEBOOKS); do \
+	    $(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(COLLECT)/time_$$nb.txt,) $(VENV)/bin/papermill \
+	        --log-output --no-progress-bar notebooks/$$nb.ipynb $(COLLECT)/$$nb.ipynb -p profile $(PROFILE); \
+	done
+	@touch $@
+
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
 figures: setup
 	$(PY) -m selfdebug.report $(RESULTS) figures
+	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
 
 # The executed evaluation notebook as JupyterLab shows it, and the human-rating notebook with an item, for the
 # README: headless Chromium from Debian's packages (installed here when missing).

@@ -99,12 +99,14 @@ class CollectConfig:
     teachers: list[str | ModelConfig] = field(default_factory=lambda: ["self"])
     """``self`` (the model that sampled the wrong solution: self-bootstrap) or a model section."""
     modes: list[str] = field(default_factory=lambda: ["refine", "explain_refine"])
+    """The paper's instruction formats asked of every wrong solution; may be empty when ``hindsight`` is on."""
     n_refinements: int = 10
     refine_temperature: float = 0.8
     refine_max_new_tokens: int = 768
     hindsight: bool = False
-    """Beyond the paper (STaR's rationalization): also show the teacher the closest correct sample; such
-    records are labelled and kept apart in Table 1. Never the default of a paper profile."""
+    """Beyond the paper (STaR's rationalization): also show the teacher the closest correct sample and ask
+    for "Explain + Refine" (whatever ``modes`` lists); such records are labelled and kept apart in Table 1.
+    Never the default of a paper profile."""
     chunk_size: int = 16
     """Problems (sample) or wrong solutions (refine, filter) per block: each block is generated, run and
     logged before the next, so progress lines and resumption have this granularity."""
@@ -287,16 +289,14 @@ def _validate_collect(co: CollectConfig, where: str) -> None:
     if co.limit is not None and co.limit < 0 or co.few_shot < 0:
         raise ConfigError(f"{where}: collect.limit and collect.few_shot must be >= 0")
     unknown = sorted(set(co.modes) - set(PROMPT_TYPES))
-    if unknown or not co.modes:
-        raise ConfigError(f"{where}: collect.modes must be a non-empty subset of {PROMPT_TYPES}, got {co.modes}")
+    if unknown or not (co.modes or co.hindsight):
+        raise ConfigError(f"{where}: collect.modes must be a subset of {PROMPT_TYPES}, non-empty unless "
+                          f"collect.hindsight is on, got {co.modes}")
     teachers = [t if isinstance(t, str) else t.id for t in co.teachers]
     if not co.teachers or any(isinstance(t, str) and t != "self" for t in co.teachers) \
             or len(set(teachers)) != len(teachers):
         raise ConfigError(f"{where}: collect.teachers must be distinct entries, each 'self' or a model section "
                           f"(id, backend, ...), got {co.teachers}")
-    if co.hindsight and "explain_refine" not in co.modes:
-        raise ConfigError(f"{where}: collect.hindsight asks the teacher to explain the bug: it needs "
-                          "'explain_refine' in collect.modes")
     from selfdebug.generate import BACKENDS
 
     for m in [*co.models, *(t for t in co.teachers if not isinstance(t, str))]:

@@ -70,6 +70,7 @@ def run_filter(config: Config, run_dir: str | Path | None = None, backend: Any =
         log.info("filter: already done with this input (%s); nothing to do", root)
         return {**done, "skipped": True}
     out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.yaml")
     t_start = time.perf_counter()
     problems, solutions = load_sample_outputs(root / "sample")
     attempts = list(read_jsonl(root / "refine" / "attempts.jsonl"))

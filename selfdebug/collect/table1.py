@@ -132,3 +132,18 @@ def sources_figure(rows: list[dict[str, Any]], path: str | Path) -> Path:
     fig.savefig(buf, format="png", dpi=120, metadata={"Software": None})
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Table 1 and the sources figure from a collection's results.json.")
+    parser.add_argument("results", help="results.json, or the folder holding it (runs/<profile>/collect)")
+    parser.add_argument("out_dir", help="where table1_collection.{csv,md} and table1_sources.png go")
+    args = parser.parse_args()
+    for path in write_table1(args.results, args.out_dir):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
