@@ -19,7 +19,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model teacher collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: setup model teacher collect bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -160,6 +160,13 @@ bench: setup model
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_greedy.py
 	$(PY) benchmarks/bench_evalplus.py
+	$(MAKE) --no-print-directory bench-collect
+	$(PY) benchmarks/bench_sft.py --profile cpu-teachers
+
+# Cost of training data per teacher and format, on the same wrong solutions (a collection of its own).
+bench-collect: setup
+	$(MAKE) --no-print-directory collect PROFILE=cpu-teachers
+	$(PY) benchmarks/bench_collect.py --collection runs/cpu-teachers/collect
 
 # Every benchmark's reference solutions in the sandbox, and a known-wrong variant of each.
 gold: setup

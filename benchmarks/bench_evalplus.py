@@ -153,14 +153,25 @@ def run_ours(sb: Sandbox, problems: dict[str, Problem], progs: list[dict[str, st
     return [[results[2 * i].status, results[2 * i + 1].status] for i in range(len(progs))], wall
 
 
-def tests_own_time(cfg: SandboxConfig, problems: dict[str, Problem], progs: list[dict[str, str]]) -> float:
+def tests_own_time(cfg: SandboxConfig, problems: dict[str, Problem],
+                   progs: list[dict[str, str]]) -> tuple[float, list[dict[str, object]]]:
     """The tests' own cost: every call of every program, timed in the child (``TestOutcome.call_s``), on one
     worker so that no two calls share a core. Whatever the harness, scoring these programs on ``n`` cores takes
-    at least this divided by ``n``."""
+    at least this divided by ``n``. Also the programs that cost most (where that time goes)."""
     with Sandbox(dataclasses.replace(cfg, workers=1)) as one:
         jobs = [Job(program=r["solution"], problem=problems[r["task_id"]], suite=suite, stop_at_first_failure=True)
                 for r in progs for suite in ("base", "plus")]
-        return sum(o.call_s for res in one.run(jobs) for o in res.tests)
+        results = one.run(jobs)
+    per: dict[tuple[str, str], dict[str, object]] = {}
+    for i, r in enumerate(progs):
+        base, plus = results[2 * i], results[2 * i + 1]
+        per[(r["task_id"], r["kind"])] = {"task_id": r["task_id"], "kind": r["kind"],
+                                          "own_s": round(sum(o.call_s for o in base.tests + plus.tests), 2),
+                                          "status": [base.status, plus.status],
+                                          "tests_run": sum(o.status != "not_run" for o in base.tests + plus.tests)}
+    total = sum(o.call_s for res in results for o in res.tests)
+    top = sorted(per.values(), key=lambda x: -float(x["own_s"]))[:3]  # type: ignore[arg-type]
+    return total, top
 
 
 def run_evalplus(python: Path, prefix: list[str], bench: str, data: Path, progs: list[dict[str, str]],
@@ -243,7 +254,7 @@ def measure(bench: str, workload: str, progs: list[dict[str, str]], problems: li
     finally:
         sb.close()
         shutil.rmtree(work, ignore_errors=True)
-    own_s = tests_own_time(cfg, by_id, progs)
+    own_s, costliest = tests_own_time(cfg, by_id, progs)
     differ = [{"task_id": r["task_id"], "kind": r["kind"], "ours": o, "evalplus": e}
               for r, o, e in zip(progs, ours, ep, strict=True) if not same(o, e)]
     unstable = [{"task_id": r["task_id"], "kind": r["kind"], "cold": a, "warm": b, "side": side}
@@ -253,7 +264,7 @@ def measure(bench: str, workload: str, progs: list[dict[str, str]], problems: li
     kinds = {k: sum(r["kind"] == k for r in progs) for k in ("greedy", "canonical", "wrong", "sample")}
     return {
         "suite": bench, "workload": workload, "programs": len(progs), "kinds": kinds,
-        "tests_own_s": round(own_s, 2), "floor_s": round(own_s / (os.cpu_count() or 1), 2),
+        "tests_own_s": round(own_s, 2), "floor_s": round(own_s / (os.cpu_count() or 1), 2), "costliest": costliest,
         "tests": {"base": sum(len(p.tests) for p in problems), "plus": sum(len(p.plus_tests) for p in problems)},
         "ours": {"warm_s": round(ours_s, 2), "warm_s_per_round": [round(t, 2) for t in ours_warm_s],
                  "cold_s": round(ours_cold_s, 2), "load_problems_s": round(load_s, 2),
@@ -307,6 +318,16 @@ def render(report: dict[str, Any]) -> str:
     lines += ["", f"Our isolation: {report['suites'][0]['ours']['isolation']}. Loading our problems: "
               + ", ".join(f"{s['suite']} {s['ours']['load_problems_s']} s" for s in report["suites"])
               + f"; starting the pool: {report['suites'][0]['ours']['pool_start_s']} s.", ""]
+    lines += ["Where the tests' own time goes (the costliest programs, their verdicts base / plus, tests run). Our "
+              "per-test limits are CPU time, so a program whose every test stays under its limit runs until the "
+              "job's bound whatever the load; evalplus's are wall time, so on a loaded machine such a program "
+              "times out at its first slow test, sooner, with the same final verdict:", ""]
+    for s in report["suites"]:
+        top = ", ".join(f"{c['task_id']} ({c['kind']}) {c['own_s']} s, {'/'.join(c['status'])}, {c['tests_run']} tests"
+                        for c in s.get("costliest", []))
+        if top:
+            lines.append(f"- {s['suite']} {s.get('workload', 'mix')}: {top}")
+    lines.append("")
     lines += ["Every disagreement below is evalplus's: HumanEval/32 fails under evalplus 0.3.1 whatever the "
               "program (its `find_zero` oracle `continue`s before counting the test as passed, so the run "
               "looks unfinished). The other canonical solutions it failed ran on a loaded machine against its "

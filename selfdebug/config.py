@@ -113,6 +113,47 @@ class CollectConfig:
 
 
 @dataclass
+class SftConfig:
+    """Supervised fine-tuning (LeDex §2.2; selfdebug.sft, notebook 04): code generation and refinement examples
+    from a collection, loss on the final reply alone."""
+
+    collection: str | None = None
+    """The collection folder to train on (default: ``runs/<profile>/collect``)."""
+    formats: list[str] = field(default_factory=lambda: ["refine", "explain_refine"])
+    """Instruction formats each verified pair is turned into (the paper: both)."""
+    code_generation: bool = True
+    """Also train on the correct initial solutions (the paper does; off: its Table 11 ablation's other arm)."""
+    refinement: bool = True
+    method: str = "lora"
+    """``lora`` (PEFT adapter; the CPU default) or ``full``."""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: list[str] | str = "all-linear"
+    epochs: float = 2.0
+    batch_size: int = 128
+    """Examples per optimizer step (micro batches x gradient accumulation)."""
+    micro_batch_size: int = 4
+    learning_rate: float = 2e-5
+    warmup_steps: int = 500
+    scheduler: str = "cosine"
+    weight_decay: float = 0.0
+    max_length: int = 2048
+    """Longer examples are dropped and counted, never cut (a cut example trains on code without its end)."""
+    dtype: str = "auto"
+    """``auto``: bf16 where the CPU has native bf16 (AVX512-BF16 / AMX) or on a GPU, else fp32."""
+    save_steps: int = 10
+    """Checkpoint every N optimizer steps: a killed run resumes from the last one."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (TRL's default is on): less memory, about a third more
+    compute; a 0.5B model with LoRA fits without it."""
+    max_steps: int | None = None
+    """Stop after N optimizer steps (benchmarks, smoke runs); None: ``epochs``."""
+    limit: int | None = None
+    """First N examples (tests, smoke runs)."""
+
+
+@dataclass
 class Config:
     profile: str
     seed: int = 0
@@ -123,6 +164,7 @@ class Config:
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
+    sft: SftConfig = field(default_factory=SftConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -271,6 +313,27 @@ def _validate(config: Config, where: str) -> None:
         raise ConfigError(f"{where}: evaluate.max_sandbox_error_share must lie in [0, 1], "
                           f"got {ev.max_sandbox_error_share}")
     _validate_collect(config.collect, where)
+    _validate_sft(config.sft, where)
+
+
+def _validate_sft(sc: SftConfig, where: str) -> None:
+    from selfdebug.prompts import PROMPT_TYPES
+
+    if sc.method not in ("lora", "full"):
+        raise ConfigError(f"{where}: sft.method must be 'lora' or 'full', got {sc.method!r}")
+    if set(sc.formats) - set(PROMPT_TYPES) or not (sc.code_generation or (sc.refinement and sc.formats)):
+        raise ConfigError(f"{where}: sft.formats must be a subset of {PROMPT_TYPES}, and some examples must be "
+                          f"on (code_generation, or refinement with a format), got {sc.formats}")
+    for name in ("batch_size", "micro_batch_size", "lora_r", "max_length", "save_steps"):
+        if getattr(sc, name) < 1:
+            raise ConfigError(f"{where}: sft.{name} must be >= 1, got {getattr(sc, name)}")
+    if sc.batch_size % sc.micro_batch_size:
+        raise ConfigError(f"{where}: sft.batch_size ({sc.batch_size}) must be a multiple of sft.micro_batch_size "
+                          f"({sc.micro_batch_size}): the gradient is accumulated over whole micro batches")
+    if sc.epochs <= 0 or sc.learning_rate <= 0 or sc.warmup_steps < 0:
+        raise ConfigError(f"{where}: sft.epochs and sft.learning_rate must be > 0, sft.warmup_steps >= 0")
+    if sc.dtype not in ("auto", "bfloat16", "float32", "float16"):
+        raise ConfigError(f"{where}: sft.dtype must be auto, bfloat16, float32 or float16, got {sc.dtype!r}")
 
 
 def _validate_collect(co: CollectConfig, where: str) -> None:

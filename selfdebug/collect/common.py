@@ -94,9 +94,22 @@ class LazySandbox:
             self.box.close()
 
 
+def _canonical(value: Any) -> Any:
+    """JSON-safe and the same in every process: a test's values can be dicts with tuple keys, sets, ..."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        items = [[_canonical(k), _canonical(v)] for k, v in value.items()]
+        return ["dict", sorted(items, key=repr)]
+    if isinstance(value, (set, frozenset)):
+        return [type(value).__name__, sorted((_canonical(v) for v in value), key=repr)]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_canonical(v) for v in value]]
+    return [type(value).__name__, repr(value)]
+
+
 def _tests_digest(problem: Problem) -> str:
-    blob = json.dumps([problem.setup_code, problem.test_script, [asdict(t) for t in problem.tests]],
-                      sort_keys=True, default=str)
+    blob = json.dumps(_canonical([problem.setup_code, problem.test_script, [asdict(t) for t in problem.tests]]))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -4,8 +4,9 @@ A refinement is correct when it passes all tests; its explanation counts as corr
 record keeps its verified and its failed (explanation, refinement) pairs with their pass fractions (RL's
 rewards need both), after dropping duplicate pairs (same explanation, same normalised code). Outputs in the
 collection folder: ``data/refinements.jsonl``, ``data/solutions.jsonl``, ``README.md`` (the dataset card),
-``table1_collection.{csv,md}``, ``table1_sources.png``, ``results.json`` (compact: Table 1 rows and counts)
-and ``filter/summary.json``.
+``table1_collection.{csv,md}``, ``table1_sources.png``, ``results.json`` (compact: Table 1 rows and counts),
+the train/evaluation overlap report (``overlap.md``, ``overlap.csv``, also in ``results.json``) and
+``filter/summary.json``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,30 @@ def _hash(config: Config, root: Path) -> str:
                        "solutions": sha256_file(root / "sample" / "solutions.jsonl")})
 
 
+def add_overlap(config: Config, root: Path) -> str:
+    """Check the training sources against every evaluation benchmark (``overlap.check_overlap``) once per
+    collection: the report goes to ``overlap.md`` / ``overlap.csv`` and into ``results.json`` (so Table 1's
+    rebuild carries it), and Table 1 is rewritten. A benchmark file that cannot be read leaves the report
+    saying so, with the error, rather than failing a finished collection."""
+    from selfdebug.collect.overlap import check_overlap
+    from selfdebug.io import atomic_write_text
+
+    path = root / "results.json"
+    results = json.loads(path.read_text())
+    if "overlap_md" not in results:
+        try:
+            overlaps, md = check_overlap(config)
+            atomic_write_text(root / "overlap.csv", overlaps.to_csv(index=False))
+        except Exception as exc:  # noqa: BLE001 - reported in the artifacts and the log
+            md = f"Overlap with the evaluation benchmarks not checked: {type(exc).__name__}: {exc}\n"
+            log.warning("filter: %s", md.strip())
+        atomic_write_text(root / "overlap.md", md)
+        results["overlap_md"] = md
+        atomic_write_json(path, results)
+    write_table1(results, root)
+    return results["overlap_md"]
+
+
 def parse_refinement(text: str, problem: Problem, mode: str) -> tuple[str, str]:
     """(explanation, code as it runs) of a teacher's reply; "Refine" replies carry no explanation."""
     parsed = parse_reply(text, problem.entry_point)
@@ -68,6 +93,7 @@ def run_filter(config: Config, run_dir: str | Path | None = None, backend: Any =
     key = _hash(config, root)
     if (done := finished(out, key, OUTPUTS)) is not None:
         log.info("filter: already done with this input (%s); nothing to do", root)
+        add_overlap(config, root)
         return {**done, "skipped": True}
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.yaml")
@@ -111,7 +137,7 @@ def run_filter(config: Config, run_dir: str | Path | None = None, backend: Any =
                "seconds": {"sample": sample_summary.get("seconds"), "refine": upstream.get("seconds"),
                            "filter": round(time.perf_counter() - t_start, 1)}}
     atomic_write_json(root / "results.json", results)
-    write_table1(results, root)
+    add_overlap(config, root)
     sources = sorted({s["source"] for s in solutions} | set(config.collect.sources))
     write_card(root / "README.md", config=config, counts=totals, table_md=table1_frame(rows).to_markdown(index=False),
                licenses={s: SOURCE_LICENSES[s] for s in sources}, models=[m.id for m in sample_models(config)],

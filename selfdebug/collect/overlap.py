@@ -19,6 +19,7 @@ No code runs: this only reads problem texts and reference solutions.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
@@ -145,13 +146,21 @@ def check_overlap(config: Any, training: list[Problem] | None = None) -> tuple[p
     evaluation benchmark in full."""
     import dataclasses
 
-    from selfdebug.problems import EVALUATION_BENCHMARKS, load_benchmark
-
     if training is None:
         from selfdebug.collect.problems import load_training_problems
 
         full = dataclasses.replace(config, collect=dataclasses.replace(config.collect, limit=None))
         training, _ = load_training_problems(full)
-    benchmarks = {b: load_benchmark(b, mirror=config.data_mirror) for b in EVALUATION_BENCHMARKS}
+    benchmarks = _evaluation_benchmarks(config.data_mirror)
     overlaps = find_overlaps(training, benchmarks)
     return overlaps, overlap_markdown(overlaps, benchmarks, len(training))
+
+
+@functools.lru_cache(maxsize=2)
+def _evaluation_benchmarks(mirror: str | None) -> dict[str, list[Problem]]:
+    """Every evaluation benchmark in full, read once per process (a few seconds: HumanEval+ and MBPP+ carry
+    their plus tests)."""
+    from selfdebug.problems import EVALUATION_BENCHMARKS, load_benchmark
+
+    return {b: load_benchmark(b, mirror=mirror) for b in EVALUATION_BENCHMARKS}
+

@@ -149,11 +149,14 @@ def run_refine(config: Config, run_dir: str | Path | None = None, backend: Any =
         mcfg = teachers[label] or models[model_id]
         engine, owned = open_backend(mcfg, backend)
         try:
-            runner = GenerationRunner(backend=engine, cache=cache, model_tag=model_tag(mcfg.id, mcfg.chat_format, engine),
-                                      seed=config.seed, chunk_size=max(config.collect.chunk_size, mcfg.batch_size),
-                                      log_name=__name__)
-            _ask(config, f"{label} ({model_id})", rows, runner, errors)
-            stats[f"{label}|{model_id}"] = dict(runner.stats)
+            # one format at a time, each with its own counters: the cost of each (benchmarks compare them)
+            for variant, part in _by_variant(rows).items():
+                runner = GenerationRunner(backend=engine, cache=cache,
+                                          model_tag=model_tag(mcfg.id, mcfg.chat_format, engine), seed=config.seed,
+                                          chunk_size=max(config.collect.chunk_size, mcfg.batch_size),
+                                          log_name=__name__)
+                _ask(config, f"{label} ({model_id}), {variant}", part, runner, errors)
+                stats[f"{label}|{model_id}|{variant}"] = dict(runner.stats)
         finally:
             if owned and hasattr(engine, "close"):
                 engine.close()
@@ -162,7 +165,7 @@ def run_refine(config: Config, run_dir: str | Path | None = None, backend: Any =
     write_jsonl(out / "attempts.jsonl", attempts)
     summary = {"stage": "refine", "attempts": len(attempts), "replies": sum(len(a["replies"]) for a in attempts),
                "teacher_errors": len(errors), "by_teacher_mode": dict(Counter(
-                   f"{a['teacher']}/{a['mode']}" + ("/hindsight" if a["hindsight"] else "") for a in attempts)),
+                   f"{a['teacher']}/{variant_name(a)}" for a in attempts)),
                "generation": stats, "seconds": round(time.perf_counter() - t_start, 1), "complete": not errors}
     atomic_write_json(out / "summary.json", summary)
     if errors:
@@ -173,13 +176,25 @@ def run_refine(config: Config, run_dir: str | Path | None = None, backend: Any =
     return summary
 
 
+def variant_name(row: dict[str, Any]) -> str:
+    """``refine``, ``explain_refine`` or ``explain_refine/hindsight``: the format a record was asked in."""
+    return row["mode"] + ("/hindsight" if row["hindsight"] else "")
+
+
+def _by_variant(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(variant_name(r), []).append(r)
+    return out
+
+
 def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: GenerationRunner,
          errors: dict[str, str]) -> None:
     """Ask the teacher for each row's replies, block by block; fill ``row["replies"]``."""
     co = config.collect
     params = SamplingParams(n=co.n_refinements, temperature=co.refine_temperature, top_p=co.top_p,
                             max_new_tokens=co.refine_max_new_tokens)
-    per_block = co.chunk_size * (len(co.modes) + co.hindsight)  # about chunk_size wrong solutions per block
+    per_block = co.chunk_size
     progress = Progress(f"refine: teacher {desc}", len(rows), "requests", logger=__name__)
     failed_in_row, given_up, n_replies = 0, False, 0
     with tqdm(total=len(rows), desc=f"refine: {desc}", unit="request") as bar:

@@ -83,8 +83,9 @@ def _load(results: dict[str, Any] | str | Path) -> dict[str, Any]:
 
 
 def write_table1(results: dict[str, Any] | str | Path, out_dir: str | Path, prefix: str = "table1") -> list[Path]:
-    """``<prefix>_collection.csv`` / ``.md`` and ``<prefix>_sources.png`` from compact results (a dict,
-    ``results.json``, or the folder holding it)."""
+    """``<prefix>_collection.csv`` / ``.md``, ``<prefix>_sources.png`` and, when the results carry it, the
+    train/evaluation overlap report ``<prefix>_overlap.md``, from compact results (a dict, ``results.json``,
+    or the folder holding it)."""
     from selfdebug.io import atomic_write_text
 
     res = _load(results)
@@ -95,7 +96,10 @@ def write_table1(results: dict[str, Any] | str | Path, out_dir: str | Path, pref
     md = atomic_write_text(out / f"{prefix}_collection.md", "Table 1: training data collected (refinement rate = "
                            "#Correct Refinement / #Wrong Solutions)\n\n" + frame.to_markdown(index=False) + "\n"
                            + (f"\n{note}\n" if note else ""))
-    return [csv, md, sources_figure(res["table1"], out / f"{prefix}_sources.png")]
+    written = [csv, md, sources_figure(res["table1"], out / f"{prefix}_sources.png")]
+    if res.get("overlap_md"):
+        written.append(atomic_write_text(out / f"{prefix}_overlap.md", res["overlap_md"]))
+    return written
 
 
 def sources_figure(rows: list[dict[str, Any]], path: str | Path) -> Path:

@@ -9,6 +9,7 @@ vllm or llama.cpp load only when used."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,29 @@ def _gguf_path(cfg: dict) -> Path:
     return gguf_path(gguf) if gguf in MODELS else Path(gguf)
 
 
+def _lora_gguf(cfg: dict) -> Path | None:
+    """For a PEFT LoRA adapter folder as the model: its GGUF adapter (``adapter.gguf`` inside the folder),
+    written once and again whenever the adapter's weights change."""
+    from .engine_select import lora_base
+
+    folder = Path(str(cfg["id"])).expanduser()
+    if lora_base(folder) is None:
+        return None
+    from .fingerprint import weights_fingerprint
+    from .gguf_export import export_lora_adapter
+
+    out, marker = folder / "adapter.gguf", folder / "adapter.gguf.json"
+    source = weights_fingerprint(folder / "adapter_model.safetensors")
+    try:
+        fresh = out.is_file() and json.loads(marker.read_text()).get("source") == source
+    except (OSError, ValueError):
+        fresh = False
+    if not fresh:
+        export_lora_adapter(folder, out)
+        marker.write_text(json.dumps({"source": source}) + "\n")
+    return out
+
+
 def make_backend(model_cfg: dict) -> Backend:
     """Build the backend named by ``model_cfg['backend']`` (default ``auto``) for ``model_cfg['id']``."""
     if not isinstance(model_cfg, dict):
@@ -110,6 +134,9 @@ def make_backend(model_cfg: dict) -> Backend:
         gguf_type = cfg.get("gguf_type", "original")
         path = requantized_gguf(_gguf_path(cfg), gguf_type, cfg.get("n_threads"))
         settings = {"gguf_path": str(path), "chat_format": chat_format, "weights_tag": gguf_type, **kwargs}
+        adapter = _lora_gguf(cfg)
+        if adapter is not None:
+            settings["lora_path"] = str(adapter)
         attempts: list[dict] = []
         if cfg.get("probe", True):
             from .probe import choose_llamacpp_settings

@@ -1,10 +1,10 @@
 """Pick the generation engine for ``backend: auto``: llama.cpp when it can run exactly this model, else hf.
 
-llama.cpp runs a GGUF file. It is used only when the configured model *is* a GGUF (the embedded model or the
-teacher of model_specs.py, a ``.gguf`` path, or an explicit ``gguf:`` next to the model) and no adapter or
-trained weights are configured: trained weights come as HF folders or PEFT adapter folders, which llama.cpp
-cannot load directly (converting them to GGUF / GGUF-LoRA is not done by this project), so those fall back to
-hf automatically.
+llama.cpp runs a GGUF file. It is used when the configured model *is* a GGUF (the embedded model or the
+teacher of model_specs.py, a ``.gguf`` path, or an explicit ``gguf:`` next to the model), and when it is a PEFT
+LoRA adapter folder (what SFT and RL write) over such a model: the adapter is written once as a GGUF adapter
+(``gguf_export``) and applied over the base GGUF, so a trained model decodes as fast as the base. Other trained
+weights (a fully fine-tuned HF folder, an adapter over a hub model) run on hf.
 
 The model config is a mapping (YAML) or an object with attributes; the keys read are:
 ``backend`` (auto|hf|llamacpp), ``id`` (or ``name``/``path``: "embedded", a folder, a hub id or a .gguf file),
@@ -66,6 +66,12 @@ def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
     if mid in MODELS:
         return mid, f"{mid} model ({MODELS[mid].upstream}, Q4_K_M GGUF)"
     p = Path(mid).expanduser()
+    base = lora_base(p)
+    if base is not None:
+        gguf, why = gguf_for({"id": base})
+        if gguf is None:
+            return None, f"{p} is a LoRA adapter over {base}, which is not a GGUF ({why})"
+        return gguf, f"{p} is a LoRA adapter over {base} ({why}), applied by llama.cpp as a GGUF adapter"
     if p.suffix == ".gguf":
         return (str(p), "model is a GGUF file") if p.is_file() else (None, f"GGUF {p} does not exist")
     if p.is_dir():  # a bf16 folder provision.py converted: its marker names the GGUF's hash
@@ -75,6 +81,22 @@ def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
         if converted:
             return converted, f"{p} is the bf16 conversion of the {converted} GGUF"
     return None, f"model {mid!r} is not a GGUF (HF folder or hub id: trained weights need hf)"
+
+
+def lora_base(folder: Path) -> str | None:
+    """The base model of a PEFT LoRA adapter folder (``adapter_config.json``: ``peft_type`` LORA), else None."""
+    import json
+
+    cfg_path = folder / "adapter_config.json"
+    if not cfg_path.is_file():
+        return None
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if cfg.get("peft_type") != "LORA" or not cfg.get("base_model_name_or_path"):
+        return None
+    return str(cfg["base_model_name_or_path"])
 
 
 def choose_backend_with_reason(model_cfg: Any) -> tuple[str, str]:

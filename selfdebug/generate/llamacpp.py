@@ -197,8 +197,12 @@ class LlamaCppBackend:
         prefix_cache: bool = True,
         weights_tag: str = "original",
         extra_buffer_types: bool = True,
+        lora_path: str | Path | None = None,
+        lora_scale: float = 1.0,
         verbose: bool = False,
     ) -> None:
+        """``lora_path``: a GGUF LoRA adapter (``gguf_export.export_lora_adapter``) applied over the model at
+        ``lora_scale`` (1.0: as trained)."""
         global _backend_initialised, _log_callback
         lc = _import_llama_cpp()
         self._lc = lc
@@ -254,6 +258,10 @@ class LlamaCppBackend:
         self._ctx = lc.llama_init_from_model(self._model, cparams)
         if not self._ctx:
             raise RuntimeError(f"LlamaCppBackend: could not create a context (n_ctx={cparams.n_ctx})")
+        self._adapter = None
+        self.lora_fingerprint: str | None = None
+        if lora_path is not None:
+            self._set_lora(Path(lora_path), lora_scale)
         self._mem = lc.llama_get_memory(self._ctx)
         self._batch_cap = max(n_batch, n_parallel)
         self._batch = lc.llama_batch_init(self._batch_cap, 0, 1)
@@ -262,13 +270,29 @@ class LlamaCppBackend:
         self._template_tok = _TemplateTokenizer(self.chat_template, str(self.gguf_path))
         resolve_chat_format(self._template_tok, chat_format)  # fail early on a bad chat_format
 
+    def _set_lora(self, path: Path, scale: float) -> None:
+        lc = self._lc
+        if not path.is_file():
+            raise FileNotFoundError(f"LlamaCppBackend: LoRA adapter not found: {path}")
+        self._adapter = lc.llama_adapter_lora_init(self._model, str(path).encode())
+        if not self._adapter:
+            raise RuntimeError(f"LlamaCppBackend: llama.cpp could not load the LoRA adapter {path} over {self.gguf_path} "
+                               "(another architecture, or tensor shapes that do not match the model)")
+        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+        scales = (ctypes.c_float * 1)(float(scale))
+        if lc.llama_set_adapters_lora(self._ctx, adapters, 1, scales):
+            raise RuntimeError(f"LlamaCppBackend: could not apply the LoRA adapter {path}")
+        self.lora_fingerprint = f"{weights_fingerprint(path)}x{scale:g}"
+
     @property
     def cache_tag(self) -> str:
         """Engine, weights (a fingerprint of the GGUF that runs, so a re-encoding or a rewritten file is
-        another model) and chat format (with the template's hash): see ``base.Backend.cache_tag``."""
+        another model; and of the LoRA adapter over it) and chat format (with the template's hash): see
+        ``base.Backend.cache_tag``."""
         fmt = resolve_chat_format(self._template_tok, self.chat_format)
         chat = f"template:{text_fingerprint(self.chat_template)}" if fmt == "template" else fmt
-        return f"{self.name}|weights={self.weights_fingerprint}:{self.weights_tag}|chat={chat}"
+        lora = f"+lora={self.lora_fingerprint}" if self.lora_fingerprint else ""
+        return f"{self.name}|weights={self.weights_fingerprint}:{self.weights_tag}{lora}|chat={chat}"
 
     # --- text <-> tokens -------------------------------------------------------------------------------------
 
@@ -541,6 +565,9 @@ class LlamaCppBackend:
         if getattr(self, "_ctx", None):
             lc.llama_free(self._ctx)
             self._ctx = None
+        if getattr(self, "_adapter", None):
+            lc.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
         if getattr(self, "_model", None):
             lc.llama_model_free(self._model)
             self._model = None

@@ -83,14 +83,45 @@ class Problem:
         return code
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-able and lossless: expected values that JSON would change (tuples, sets, dicts with non-string
+        keys, bytes, ...) are stored in the sandbox's tagged plain-data form, which ``from_dict`` reads back."""
+        d = dataclasses.asdict(self)
+        for key in ("tests", "plus_tests"):
+            for t in d.get(key, []):
+                t["expected"] = _encode_expected(t["expected"])
+        return d
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Problem:
         row = dict(row)
-        row["tests"] = [TestCase(**t) for t in row.get("tests", [])]
-        row["plus_tests"] = [TestCase(**t) for t in row.get("plus_tests", [])]
+        row["tests"] = [_test_from_dict(t) for t in row.get("tests", [])]
+        row["plus_tests"] = [_test_from_dict(t) for t in row.get("plus_tests", [])]
         return cls(**row)
+
+
+PLAIN_KEY = "__plain__"
+"""Marks an expected value stored in the tagged form of ``selfdebug.plain`` in ``Problem.to_dict``."""
+
+
+def _encode_expected(value: Any) -> Any:
+    from selfdebug.plain import NotPlain, encode
+
+    if value is None or type(value) in (bool, int, float, str):
+        return value  # JSON keeps these exactly
+    try:
+        return {PLAIN_KEY: encode(value)}
+    except NotPlain:
+        return value
+
+
+def _test_from_dict(t: dict[str, Any]) -> TestCase:
+    t = dict(t)
+    v = t.get("expected")
+    if isinstance(v, dict) and len(v) == 1 and PLAIN_KEY in v:
+        from selfdebug.plain import decode
+
+        t["expected"] = decode(v[PLAIN_KEY])
+    return TestCase(**t)
 
 
 class ProblemFormatError(ValueError):

@@ -40,6 +40,13 @@ tests of a HumanEval+ problem. A test's deadline is measured from when its start
 at most this much longer than its limit."""
 RESULT_PIPE_BYTES = 1 << 20
 """The result pipe's capacity (Linux's default is 64 KiB): a child writing a large value blocks less often."""
+WALL_FACTOR = 3.0
+"""Per-test limits are CPU time (of the child process), so a verdict does not depend on what else the machine
+runs; a test is also stopped once its wall time reaches this multiple of its limit (one that sleeps or
+waits uses no CPU)."""
+CPU_CHECK_MIN_S = 0.005
+"""When a test's wall time reaches its limit but its CPU time does not (the child waited for a core), the
+next look is after the CPU time it has left, and at least this long."""
 _START = b'{"ev":"start","i":'
 _VALUE = b'{"ev":"value","i":'
 _VALUE_T = b',"t":'
@@ -47,6 +54,18 @@ _RESULT_EVENTS = ("value", "error", "signal", "script_ok")
 
 Emit = Callable[[dict[str, Any], list[bytes]], None]
 """Writes one reply header and its value lines to the harness."""
+
+
+def cpu_clock(pid: int) -> int | None:
+    """Linux's CPU-time clock of process ``pid`` (what ``clock_getcpuclockid`` returns: the process's user +
+    system time, every thread, in nanoseconds; about half a microsecond a read); None where it cannot be read
+    (the deadlines then fall back to wall time)."""
+    clock = ((~pid) << 3) | 2  # CPUCLOCK_SCHED of the process (include/linux/posix-timers.h)
+    try:
+        time.clock_gettime(clock)
+    except (OSError, OverflowError):
+        return None
+    return clock
 
 
 def read_event(line: bytes) -> Any:
@@ -265,6 +284,16 @@ class Server:
         """Collect the child's events until it ends, a deadline passes or the harness stops the job."""
         t0 = time.monotonic()
         run_deadline = t0 + float(req["run_timeout"])
+        clock = cpu_clock(pid)
+
+        def cpu_now() -> float | None:
+            if clock is None:
+                return None
+            try:
+                return time.clock_gettime(clock)
+            except OSError:  # the child is gone
+                return None
+
         limits = req["test_limits"]
         events: list[dict[str, Any]] = []
         payloads: list[bytes] = []
@@ -272,6 +301,8 @@ class Server:
                                  "payloads": payloads}
         payload_for: dict[str, Any] | None = None  # the value event whose payload line comes next
         buf, total, current, started = bytearray(), 0, None, t0
+        cpu_started: float | None = None
+        check_at = run_deadline  # when the current test's time is next looked at
         done = False
         # streaming: events[:sent_e] and payloads[:sent_p] have gone out in partial replies; results counts
         # the result events complete (their payload in), forwarded how many have gone out
@@ -282,12 +313,18 @@ class Server:
         coalesce = False
         while not done:
             now = time.monotonic()
-            deadline = run_deadline
-            if current is not None:
-                deadline = min(deadline, started + float(limits[current]))
-            if now >= deadline:
-                reply["timeout"] = {"at": current, "run": deadline == run_deadline, "elapsed": now - started}
+            if now >= run_deadline:
+                reply["timeout"] = {"at": current, "run": True, "elapsed": now - started}
                 break
+            if current is not None and now >= check_at:
+                limit = float(limits[current])
+                cpu = cpu_now()
+                used = now - started if cpu is None or cpu_started is None else cpu - cpu_started
+                if used >= limit or now - started >= WALL_FACTOR * limit:
+                    reply["timeout"] = {"at": current, "run": False, "elapsed": now - started, "cpu": used}
+                    break
+                check_at = min(now + max(limit - used, CPU_CHECK_MIN_S), started + WALL_FACTOR * limit)
+            deadline = min(run_deadline, check_at) if current is not None else run_deadline
             wait = deadline - now
             fds = [r]
             if stream:
@@ -326,6 +363,7 @@ class Server:
             lines = bytes(buf).split(b"\n")
             buf = bytearray(tail)
             now = time.monotonic()
+            cpu = cpu_now()  # one read for the whole chunk: its lines arrived together
             for line in lines:
                 if payload_for is not None:  # forwarded as is; the harness parses it, alone
                     payload_for["p"] = len(payloads)
@@ -341,9 +379,12 @@ class Server:
                     ev = {"ev": "garbage"}
                 kind = ev.get("ev")
                 if kind == "start" and isinstance(ev.get("i"), int) and 0 <= ev["i"] < len(limits):
-                    current, started = ev["i"], now
+                    current, started, cpu_started = ev["i"], now, cpu
+                    check_at = now + float(limits[current])  # CPU time cannot outrun wall time (one thread)
                 elif kind in _RESULT_EVENTS:
                     ev["dur"] = now - started
+                    if cpu is not None and cpu_started is not None:
+                        ev["cpu"] = cpu - cpu_started  # what the deadline measures: the reference's timing
                     current = None
                     if kind == "value":
                         ev.pop("p", None)
@@ -400,7 +441,7 @@ def _warm_up() -> None:
     state lazily on the first ``compile`` in a process (milliseconds of CPU and hundreds of page faults), and
     each forked child would pay that again; done here, before ``gc.freeze``, it is shared. This alone made the
     sandbox about a third faster on HumanEval (benchmarks/results/sandbox.md)."""
-    from selfdebug.sandbox.plain import encode
+    from selfdebug.plain import encode
 
     code = "import math\ndef _f(x: list, y=None) -> int:\n    return sum(v for v in x if v) + math.floor(1.5)\n"
     scope: dict[str, Any] = {"__name__": "__warm__"}

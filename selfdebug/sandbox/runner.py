@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from selfdebug.sandbox.plain import NotPlain, TooLarge, decode, encode
+from selfdebug.plain import NotPlain, TooLarge, decode, encode
 
 RESULT_FD = 3
 SECRET_FD = 4

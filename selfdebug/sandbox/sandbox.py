@@ -58,6 +58,16 @@ def _same(test: TestCase, value: Any, reply: dict[str, Any], ev: dict[str, Any])
         return None
 
 
+def _reference_time(ev: dict[str, Any]) -> float:
+    """What a test's deadline measures: the child's CPU time from its start line to its result (the call,
+    serialising its value, sending it), which the load of the machine does not change; where the fork
+    server could not read CPU time, its wall clock over the same span, and at least the reference's own
+    timing of the call."""
+    if type(ev.get("cpu")) is float:
+        return float(ev["cpu"])
+    return max(float(ev.get("t", 0.0)), float(ev["dur"]))
+
+
 class SandboxUnavailable(RuntimeError):
     """The machine allows less isolation than ``SandboxConfig.require_isolation`` asks for."""
 
@@ -183,10 +193,7 @@ class Sandbox:
             reply, _ = self._call(req)
             events = {e.get("i"): e for e in reply.get("events", []) if e.get("ev") in
                       ("value", "error", "signal", "script_ok")}
-            # what the deadline measures (the fork server's clock: the call, serialising its value, sending
-            # it), and at least the reference's own timing of the call
-            ref.times = [max(float(events[i].get("t", 0.0)), float(events[i]["dur"])) if i in events else None
-                         for i in range(n)]
+            ref.times = [_reference_time(events[i]) if i in events else None for i in range(n)]
             for i in range(len(tests)):
                 ev = events.get(i)
                 ref.same.append(None)

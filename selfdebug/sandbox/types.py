@@ -31,7 +31,9 @@ class SandboxConfig:
     timeout_floor_s: float = 1.0
     timeout_factor: float = 4.0
     """Per-test limit = min(cap, max(floor, factor * reference time of that test)), evalplus's rule; the
-    floor for a problem without a reference solution."""
+    floor for a problem without a reference solution. Both times are CPU time of the child process (wall
+    time only where the kernel's per-process CPU clock cannot be read), so verdicts do not change with the
+    machine's load; a test is also stopped at ``forkserver.WALL_FACTOR`` times its limit in wall time."""
     per_test_timeout_cap_s: float = 10.0
     run_timeout_s: float = 30.0
     """Wall-clock bound on one job (program load + all its tests), enforced outside the candidate."""

@@ -13,8 +13,8 @@ import json
 import signal
 from typing import Any
 
+from selfdebug import plain
 from selfdebug.problems.base import TestCase
-from selfdebug.sandbox import plain
 from selfdebug.sandbox.types import ExecResult, TestOutcome, _short
 
 NOT_RUN = "not_run"

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from selfdebug.sandbox.plain import NotPlain, TooLarge, close, decode, encode, equal
+from selfdebug.plain import NotPlain, TooLarge, close, decode, encode, equal
 
 VALUES = [None, True, False, 0, -7, 2 ** 53, -(2 ** 80), 10 ** 5000, 1.5, -0.0, math.inf, 1 + 2j, "é\n",
           b"\x00\xff", [1, [2, (3,)]], (1, "a"), {1, 2}, frozenset({"x"}), {"a": [1.0], (1, 2): None}, []]
@@ -61,7 +61,7 @@ def test_equal_with_tolerance() -> None:
 
 def test_flat_containers_encode_and_decode_as_item_by_item() -> None:
     """Containers of scalars take a fast path: it must give what encoding each item gives."""
-    from selfdebug.sandbox.plain import MAX_DEPTH
+    from selfdebug.plain import MAX_DEPTH
 
     def slow(value: object) -> object:
         tag = {list: "l", tuple: "t", set: "s", frozenset: "f"}[type(value)]
@@ -90,7 +90,7 @@ def test_long_float_containers_travel_packed_and_come_back_bit_for_bit() -> None
     and every bit (signed zero, nan, inf, subnormals) come back; short or mixed ones stay plain JSON."""
     import math
 
-    from selfdebug.sandbox.plain import PACKED_MIN
+    from selfdebug.plain import PACKED_MIN
 
     floats = [0.1 * i for i in range(PACKED_MIN)] + [-0.0, math.inf, -math.inf, math.nan, 5e-324, 1.7976931348623157e308]
     for value in (floats, tuple(floats), set(floats[:PACKED_MIN])):

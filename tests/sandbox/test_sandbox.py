@@ -112,16 +112,47 @@ def test_types_must_match_plain_data(sb: Sandbox) -> None:
     assert r.status == "wrong_answer" and "non-plain type" in r.feedback
 
 
+BUSY = "import time\ndef busy(s):\n    t = time.process_time()\n    while time.process_time() - t < s:\n        pass\n"
+"""Spends ``s`` seconds of CPU time."""
+
+
 def test_expected_from_reference_and_time_limit(sb: Sandbox) -> None:
-    ref = "import time\ndef f(x):\n    time.sleep(0.6)\n    return sorted(x)\n"
+    ref = BUSY + "def f(x):\n    busy(0.6)\n    return sorted(x)\n"
     p = fn_problem([TestCase("f([3, 1, 2])", expected_from="reference")], reference=ref)
     r = run1(sb, "def f(x):\n    return sorted(x)\n", p)
     assert r.passed and r.tests[0].expected == "[1, 2, 3]"
-    assert r.reference_time_s is not None and r.reference_time_s >= 0.6
+    assert r.reference_time_s is not None and 0.6 <= r.reference_time_s < 0.9
     # evalplus's rule, max(floor, factor x t): 4 x 0.6 s beats the 2 s floor (not floor + 4 x t)
     assert r.time_limit_s == pytest.approx(max(2.0, 4.0 * r.reference_time_s), rel=0.01)
-    slow = run1(sb, "import time\ndef f(x):\n    time.sleep(30)\n", p)
+    slow = run1(sb, "def f(x):\n    while True:\n        pass\n", p)
     assert slow.status == "timeout" and slow.duration_s < r.time_limit_s + 3
+
+
+def test_time_limits_are_cpu_time_so_a_loaded_machine_gives_the_same_verdicts() -> None:
+    """The candidate shares one core with three busy processes: a test that needs 0.65 s of CPU gets a half
+    (the sandbox's cgroup against the rest, as the scheduler shares by group) to a quarter of that core, so
+    it takes 1.3-2.6 s of wall time, past its 1 s limit in wall time, and must still pass; a test that sleeps
+    uses no CPU and passes too, unless it sleeps past WALL_FACTOR times its limit."""
+    from selfdebug.sandbox.forkserver import WALL_FACTOR
+
+    core = min(os.sched_getaffinity(0))
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             preexec_fn=lambda: os.sched_setaffinity(0, {core})) for _ in range(3)]
+    try:
+        with Sandbox(SandboxConfig(workers=1, timeout_floor_s=1.0, run_timeout_s=20.0)) as box:
+            p = fn_problem([TestCase("f()", 1)])  # no reference: the 1 s floor
+            pin = f"import os\nos.sched_setaffinity(0, {{{core}}})\n"  # onto the busy core
+            busy, nap, stuck = box.run([Job(pin + BUSY + "def f():\n    busy(0.65)\n    return 1\n", p),
+                                        Job("import time\ndef f():\n    time.sleep(1.5)\n    return 1\n", p),
+                                        Job("import time\ndef f():\n    time.sleep(100)\n", p)])
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert busy.passed and busy.tests[0].duration_s > 1.0, (busy.status, busy.tests[0].duration_s)
+    assert nap.passed, nap.feedback
+    assert stuck.status == "timeout"
+    assert WALL_FACTOR * 1.0 <= stuck.tests[0].duration_s < WALL_FACTOR * 1.0 + 2
 
 
 def test_each_test_reports_the_calls_own_time(sb: Sandbox) -> None:

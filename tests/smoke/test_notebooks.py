@@ -31,11 +31,18 @@ def test_notebooks_are_committed_without_outputs():
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
     run_dir = tmp_path / "run"
+    overrides = [f"model.id={tiny_model}"]
+    if notebook.stem.endswith("sft"):  # the tiny model's own collection verifies nothing: a written one
+        overrides.append(f"sft.collection={small_collection(tmp_path / 'collect')}")
     papermill.execute_notebook(
         str(notebook), str(tmp_path / notebook.name),
-        parameters={"profile": "smoke", "run_dir": str(run_dir), "overrides": [f"model.id={tiny_model}"]},
+        parameters={"profile": "smoke", "run_dir": str(run_dir), "overrides": overrides},
         kernel_name="python3", progress_bar=False, cwd=str(REPO_ROOT),
     )
+    if notebook.stem.endswith("sft"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["examples"]["total"] == 3 and summary["steps"] >= 1
+        assert (run_dir / "model" / "adapter_config.json").is_file() and (run_dir / "curves.png").is_file()
     if notebook.stem.endswith("filter"):  # 03 runs the whole collection (01 and 02 first)
         for name in ("data/refinements.jsonl", "README.md", "results.json", "table1_collection.md",
                      "table1_sources.png", "filter/done.json"):
@@ -63,6 +70,26 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
         assert (run_dir / "samples" / "humaneval.jsonl.gz").read_bytes() == first
         # the log of the resumed invocation is appended to the first one's, not written over it
         assert (run_dir / "evaluate.log").read_text().count("evaluate: invocation started") == 2
+
+
+def small_collection(root):
+    """A collection folder as notebook 03 writes it: one correct solution, one record with a verified pair."""
+    from selfdebug.collect.dataset import REFINEMENTS, SOLUTIONS
+    from selfdebug.io import write_jsonl
+    from selfdebug.problems.base import Problem, TestCase
+    from selfdebug.prompts import initial_chat, refine_chat
+
+    right, wrong = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a - b\n"
+    p = Problem(task_id="MBPP/601", benchmark="mbpp", prompt="Write a function add(a, b).", entry_point="add",
+                style="full", reference=right, tests=[TestCase("add(1, 2)", 3)])
+    feedback = "AssertionError: expect add(1, 2) == 3, but was -1"
+    write_jsonl(root / SOLUTIONS, [{"solution_id": "MBPP/601/a", "chat": initial_chat(p), "code": right}])
+    write_jsonl(root / REFINEMENTS, [{
+        "record_id": "MBPP/601/b/self/explain_refine", "problem": json.dumps(p.to_dict()), "wrong_code": wrong,
+        "feedback": feedback, "mode": "explain_refine", "hindsight": False,
+        "chat": refine_chat(p, wrong, feedback, "explain_refine"),
+        "verified": [{"explanation": "It subtracts.", "refinement": right, "pass_fraction": 1.0}], "failed": []}])
+    return root
 
 
 def check_what_the_notebook_shows(executed, run_dir):

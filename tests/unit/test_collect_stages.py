@@ -147,3 +147,20 @@ def test_hindsight_records_are_labelled_and_their_training_chat_leaves_the_hint_
     rows = json.loads((tmp_path / "run" / "results.json").read_text())["table1"]
     assert [r["hindsight"] for r in rows].count(True) == 1  # a row of its own, not pooled into "any"
     assert code_key("x=1  # c\n\n") == code_key("x = 1")
+
+
+def test_hindsight_alone_asks_only_for_hindsight_replies(tmp_path, sandbox):
+    """The cpu profile's setting: no paper-format request at all, one hindsight request per wrong solution
+    with a correct sibling; and an empty ``modes`` without hindsight asks nothing, so it is refused."""
+    from selfdebug.config import ConfigError
+
+    model = ScriptedModel()
+    run_filter(config(tmp_path, "collect.hindsight=true", "collect.modes=[]"), tmp_path / "run", backend=model,
+               sandbox=sandbox)
+    records = list(read_jsonl(tmp_path / "run" / "data" / "refinements.jsonl"))
+    assert len(records) == 3 and all(r["hindsight"] and r["mode"] == "explain_refine" for r in records)
+    summary = json.loads((tmp_path / "run" / "refine" / "summary.json").read_text())
+    assert [k.split("|")[::2] for k in summary["generation"]] == [["self", "explain_refine/hindsight"]]
+    with pytest.raises(ConfigError, match="collect.modes"):
+        config(tmp_path, "collect.modes=[]")
+

@@ -25,71 +25,10 @@ CHATS = [
 
 
 def write_qwen2_gguf(hf_dir: Path, out: Path) -> Path:
-    """Write a small Qwen2 HF model (f32 weights, byte-level BPE tokenizer) as a GGUF llama.cpp can load.
+    """The tiny HF model as an f32 GGUF, written by the package's own exporter (what serves trained models)."""
+    from selfdebug.generate.gguf_export import export_model
 
-    Tensor names follow llama.cpp's qwen2 layout; Qwen2 uses NeoX rope, so q/k need no permutation."""
-    import gguf
-    from safetensors.numpy import load_file
-
-    cfg = json.loads((hf_dir / "config.json").read_text())
-    tok = json.loads((hf_dir / "tokenizer.json").read_text())
-    tok_cfg = json.loads((hf_dir / "tokenizer_config.json").read_text())
-    w = load_file(str(hf_dir / "model.safetensors"))
-    vocab = dict(tok["model"]["vocab"])
-    specials = {t["content"]: t["id"] for t in tok["added_tokens"]}
-    vocab.update(specials)
-    tokens = [""] * cfg["vocab_size"]
-    types = [gguf.TokenType.UNUSED] * cfg["vocab_size"]
-    for t, i in vocab.items():
-        tokens[i] = t
-        types[i] = gguf.TokenType.CONTROL if t in specials else gguf.TokenType.NORMAL
-    for i, t in enumerate(tokens):
-        if not t:
-            tokens[i] = f"[PAD{i}]"
-    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
-
-    wr = gguf.GGUFWriter(str(out), "qwen2")
-    wr.add_context_length(cfg["max_position_embeddings"])
-    wr.add_embedding_length(cfg["hidden_size"])
-    wr.add_block_count(cfg["num_hidden_layers"])
-    wr.add_feed_forward_length(cfg["intermediate_size"])
-    wr.add_head_count(cfg["num_attention_heads"])
-    wr.add_head_count_kv(cfg["num_key_value_heads"])
-    wr.add_rope_freq_base(float(cfg.get("rope_theta") or cfg.get("rope_parameters", {}).get("rope_theta", 1e4)))
-    wr.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    wr.add_file_type(gguf.LlamaFileType.ALL_F32)
-    wr.add_tokenizer_model("gpt2")
-    wr.add_tokenizer_pre("gpt-2")
-    wr.add_token_list(tokens)
-    wr.add_token_types(types)
-    wr.add_token_merges(merges)
-    wr.add_eos_token_id(specials["<|im_end|>"])
-    wr.add_pad_token_id(specials["<|endoftext|>"])
-    wr.add_bos_token_id(specials["<|endoftext|>"])
-    wr.add_add_bos_token(False)
-    template = tok_cfg.get("chat_template")
-    if template is None and (hf_dir / "chat_template.jinja").is_file():
-        template = (hf_dir / "chat_template.jinja").read_text()
-    if template:
-        wr.add_chat_template(template)
-    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-             "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-             "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
-    wr.add_tensor("token_embd.weight", w["model.embed_tokens.weight"].astype(np.float32))
-    wr.add_tensor("output_norm.weight", w["model.norm.weight"].astype(np.float32))
-    if "lm_head.weight" in w and not cfg.get("tie_word_embeddings", False):
-        wr.add_tensor("output.weight", w["lm_head.weight"].astype(np.float32))
-    for i in range(cfg["num_hidden_layers"]):
-        for hf_name, g_name in names.items():
-            for kind in ("weight", "bias"):
-                key = f"model.layers.{i}.{hf_name}.{kind}"
-                if key in w:
-                    wr.add_tensor(f"blk.{i}.{g_name}.{kind}", w[key].astype(np.float32))
-    wr.write_header_to_file()
-    wr.write_kv_data_to_file()
-    wr.write_tensors_to_file()
-    wr.close()
-    return out
+    return export_model(hf_dir, out, dtype="f32")
 
 
 @pytest.fixture(scope="module")
