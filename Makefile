@@ -75,6 +75,7 @@ $(RESULTS)/.copied: runs/cpu/evaluate/.done
 
 figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
 	$(PY) -m selfdebug.report $(RESULTS) figures
+	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
 	@touch $@
 
 # Evaluated after setup, so the profile can be read with the project's own loader.
