@@ -108,6 +108,12 @@ def _canonical(value: Any) -> Any:
     return [type(value).__name__, repr(value)]
 
 
+def problem_digest(problem: Problem) -> str:
+    """The whole problem (text, tests, reference), the same in every process: what a stage's hash names its
+    problems by (``str(to_dict())`` would list a set of strings in the process's hash order)."""
+    return hashlib.sha256(json.dumps(_canonical(asdict(problem))).encode()).hexdigest()[:32]
+
+
 def _tests_digest(problem: Problem) -> str:
     blob = json.dumps(_canonical([problem.setup_code, problem.test_script, [asdict(t) for t in problem.tests]]))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -29,6 +29,7 @@ from selfdebug.collect.common import (
     finished,
     mark_done,
     open_backend,
+    problem_digest,
     sample_models,
     stage_hash,
 )
@@ -52,7 +53,7 @@ def _hash(config: Config, problems: list[Problem]) -> str:
         "stage": "sample", "seed": config.seed, "sandbox": config.sandbox,
         "models": sample_models(config), "n_samples": co.n_samples, "temperature": co.temperature,
         "top_p": co.top_p, "max_new_tokens": co.max_new_tokens, "few_shot": co.few_shot,
-        "problems": digest("".join(str(p.to_dict()) for p in problems), 32),
+        "problems": digest("".join(problem_digest(p) for p in problems), 32),
     })
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from selfdebug.collect.common import _tests_digest
+from selfdebug.collect.common import _tests_digest, problem_digest
 from selfdebug.config import REPO_ROOT
 from selfdebug.problems.base import Problem, TestCase
 
@@ -19,7 +19,7 @@ def problem(expected: object) -> Problem:
 def test_tests_with_tuple_keys_and_sets_get_a_stable_key():
     value = {(1, 2): {"b", "a", "c"}, (0, 1): frozenset({3, 1}), "k": [1.5, None, (2,)]}
     key = _tests_digest(problem(value))
-    code = ("from selfdebug.collect.common import _tests_digest\nfrom selfdebug.problems.base import Problem, "
+    code = ("from selfdebug.collect.common import _tests_digest, problem_digest\nfrom selfdebug.problems.base import Problem, "
             "TestCase\nv = {(1, 2): {'b', 'a', 'c'}, (0, 1): frozenset({3, 1}), 'k': [1.5, None, (2,)]}\n"
             "print(_tests_digest(Problem(task_id='MBPP/700', benchmark='mbpp', prompt='', entry_point='f', "
             "style='full', reference='', tests=[TestCase('f()', v)])))")
@@ -29,3 +29,14 @@ def test_tests_with_tuple_keys_and_sets_get_a_stable_key():
     assert other == key
     assert _tests_digest(problem({(1, 2): {"a"}})) != key
     assert _tests_digest(problem([1, 2])) != _tests_digest(problem((1, 2)))  # a list is not a tuple
+
+
+def test_the_sample_stage_names_its_problems_the_same_in_every_process():
+    """A finished stage is recognised by its hash; a set of strings in a test must not change it per process."""
+    code = ("from selfdebug.collect.common import problem_digest\nfrom selfdebug.problems.base import Problem, "
+            "TestCase\nprint(problem_digest(Problem(task_id='MBPP/700', benchmark='mbpp', prompt='', "
+            "entry_point='f', style='full', reference='', tests=[TestCase('f()', {'b', 'a', 'c', 'd'})])))")
+    runs = {subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"}).stdout.strip() for seed in ("1", "2", "3")}
+    assert runs == {problem_digest(problem({"b", "a", "c", "d"}))}
+
