@@ -3,6 +3,8 @@
 #   make test                 set up, then the fast tests + the notebook smoke run (what CI runs)
 #   make teacher              on demand: provision the 1.5B teacher GGUF for collection (1.1 GB; never in test)
 #   make collect              training data: notebooks 01-03 on the profile (cpu: about an hour), then Table 1
+#   make sft                  notebook 04 on the profile's collection (collects first when needed), curves
+#   make evaluate-sft         the cpu profile's SFT model evaluated as the base was, then the tables by model
 # Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
 
 PROFILE ?= cpu
@@ -19,7 +21,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model teacher collect bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: setup model teacher collect sft evaluate-sft bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -76,6 +78,8 @@ $(RESULTS)/.copied: runs/cpu/evaluate/.done
 figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
 	$(PY) -m selfdebug.report $(RESULTS) figures
 	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
+	$(if $(wildcard $(RESULTS)/sft/log.jsonl),$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png,)
+	$(MODELS_REPORT)
 	@touch $@
 
 # Evaluated after setup, so the profile can be read with the project's own loader.
@@ -122,10 +126,45 @@ $(COLLECT_DONE): configs/$(PROFILE).yaml configs/base.yaml $(COLLECT_NOTEBOOKS:%
 	done
 	@touch $@
 
+# ---- supervised fine-tuning (paper §2.2): notebook 04, then the trained model's evaluation ----------------------
+SFT := $(RUN)/sft
+SFT_DONE := $(SFT)/.done
+SFT_RESULTS := figures/results/cpu-sft
+# the base and the SFT model side by side, with paired differences (only once the SFT results exist)
+MODELS_REPORT = $(if $(wildcard $(SFT_RESULTS)/config.yaml),$(PY) -m selfdebug.report.models $(RESULTS) \
+	"LeDex SFT=$(SFT_RESULTS)" --out figures,)
+
+sft: $(SFT_DONE)
+ifeq ($(PROFILE),cpu)
+	@mkdir -p $(RESULTS)/sft
+	cp $(SFT)/summary.json $(SFT)/log.jsonl $(SFT)/config.yaml $(RESULTS)/sft/
+	-cp $(SFT)/time.txt $(RESULTS)/sft/
+	$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png
+endif
+
+$(SFT_DONE): $(COLLECT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/04_sft.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+	@mkdir -p $(SFT)
+	@echo "sft: the log is $(SFT)/sft.log: tail -f it to follow"
+	$(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(SFT)/time.txt,) $(VENV)/bin/papermill --log-output \
+	    --no-progress-bar notebooks/04_sft.ipynb $(SFT)/04_sft.ipynb -p profile $(PROFILE)
+	@touch $@
+
+# The cpu-sft profile is the cpu profile with the adapter of `make sft` as its model.
+evaluate-sft: setup
+	$(MAKE) --no-print-directory sft PROFILE=cpu
+	$(MAKE) --no-print-directory stages PROFILE=cpu-sft
+	@mkdir -p $(SFT_RESULTS)/samples
+	cp runs/cpu-sft/evaluate/config.yaml runs/cpu-sft/evaluate/summary.json $(SFT_RESULTS)/
+	-cp runs/cpu-sft/evaluate/time.txt $(SFT_RESULTS)/
+	cp runs/cpu-sft/evaluate/samples/*.jsonl.gz $(SFT_RESULTS)/samples/
+	$(MODELS_REPORT)
+
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
 figures: setup
 	$(PY) -m selfdebug.report $(RESULTS) figures
 	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
+	$(if $(wildcard $(RESULTS)/sft/log.jsonl),$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png,)
+	$(MODELS_REPORT)
 
 # The executed evaluation notebook as JupyterLab shows it, and the human-rating notebook with an item, for the
 # README: headless Chromium from Debian's packages (installed here when missing).

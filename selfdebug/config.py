@@ -107,6 +107,12 @@ class CollectConfig:
     """Beyond the paper (STaR's rationalization): also show the teacher the closest correct sample and ask
     for "Explain + Refine" (whatever ``modes`` lists); such records are labelled and kept apart in Table 1.
     Never the default of a paper profile."""
+    explanation_prefix: str = ""
+    """Beyond the paper, for small teachers: every "Explain + Refine" reply starts with this text (a reply
+    prefix), is cut at its first code fence, and the code is then asked for by a second prefix that opens the
+    block (``collect.refine``): a 0.5B teacher otherwise often repeats the feedback turn instead of
+    explaining, or writes no code. Empty: the paper's single reply. Local backends only (and OpenAI-compatible
+    servers that continue a final assistant message)."""
     chunk_size: int = 16
     """Problems (sample) or wrong solutions (refine, filter) per block: each block is generated, run and
     logged before the next, so progress lines and resumption have this granularity."""
@@ -349,6 +355,9 @@ def _validate_collect(co: CollectConfig, where: str) -> None:
                         ("refine_max_new_tokens", co.refine_max_new_tokens)):
         if value < 1:
             raise ConfigError(f"{where}: collect.{name} must be >= 1, got {value}")
+    if "```" in co.explanation_prefix:
+        raise ConfigError(f"{where}: collect.explanation_prefix may not hold a code fence (the explanation is cut "
+                          f"at the first one), got {co.explanation_prefix!r}")
     if co.limit is not None and co.limit < 0 or co.few_shot < 0:
         raise ConfigError(f"{where}: collect.limit and collect.few_shot must be >= 0")
     unknown = sorted(set(co.modes) - set(PROMPT_TYPES))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,12 +35,12 @@ from selfdebug.collect.common import (
 )
 from selfdebug.collect.dataset import REFINEMENTS, SOLUTIONS, solution_record, write_card
 from selfdebug.collect.problems import SOURCE_LICENSES
-from selfdebug.collect.refine import load_sample_outputs
+from selfdebug.collect.refine import HINDSIGHT_HINT, load_sample_outputs
 from selfdebug.collect.table1 import table1_frame, table1_rows, write_table1
 from selfdebug.config import Config
 from selfdebug.io import atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from selfdebug.problems.base import Problem
-from selfdebug.prompts import format_reply, parse_reply
+from selfdebug.prompts import EXPLAIN_REFINE_ASK, FEEDBACK_HEADER, format_reply, parse_reply
 from selfdebug.sanitize import sanitize_for
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,32 @@ def parse_refinement(text: str, problem: Problem, mode: str) -> tuple[str, str]:
     return (parsed.explanation if mode == "explain_refine" else ""), parsed.code
 
 
+_PROMPT_SENTENCES = tuple(dict.fromkeys(
+    sentence.strip() for template in (FEEDBACK_HEADER, EXPLAIN_REFINE_ASK, HINDSIGHT_HINT)
+    for sentence in re.split(r"(?<=[.:])\s+|\n", re.sub(r"\{\w+\}", "\n", template))
+    if len(sentence.strip()) >= 25 and not sentence.startswith("The code above is not correct.")))
+"""Sentences of our own prompts (feedback turn, ask, hindsight hint) that no explanation of a bug contains."""
+_MENTIONS_HINT = re.compile(r"\breference\b|\bcorrect (solution|code) (provided|given|above|shown)\b", re.I)
+MIN_EXPLANATION_WORDS = 3
+
+
+def explanation_problem(explanation: str, prefix: str = "", hindsight: bool = False) -> str | None:
+    """Why an "Explain + Refine" explanation is not one (None when it is): ``empty`` (nothing beyond the reply
+    prefix), ``copies_prompt`` (it repeats our feedback turn or ask: a small teacher often echoes the last user
+    turn instead of explaining), ``mentions_hint`` (hindsight: it talks about the correct solution it was shown,
+    which the student, trained on it, never sees). Its verified refinement is kept, without the explanation."""
+    body = explanation.strip()
+    if prefix and body.startswith(prefix.strip()):
+        body = body[len(prefix.strip()):]
+    if len(re.findall(r"\w+", body)) < MIN_EXPLANATION_WORDS:
+        return "empty"
+    if any(s in explanation for s in _PROMPT_SENTENCES):
+        return "copies_prompt"
+    if hindsight and _MENTIONS_HINT.search(explanation):
+        return "mentions_hint"
+    return None
+
+
 def run_filter(config: Config, run_dir: str | Path | None = None, backend: Any = None,
                sandbox: Any = None) -> dict[str, Any]:
     """Run stage 3 (after stages 1 and 2, which run first when they are not done); resumable."""
@@ -104,7 +131,8 @@ def run_filter(config: Config, run_dir: str | Path | None = None, backend: Any =
     execute = CachedExecutor(root / "executions.jsonl", LazySandbox(config, sandbox))
     records: list[dict[str, Any]] = []
     counts = {"replies": 0, "reply_errors": 0, "duplicates": 0, "unformattable": 0,
-              "verified_without_explanation": 0}
+              "verified_without_explanation": 0, "explained_pairs": 0,
+              **{f"explanations_rejected_{why}": 0 for why in ("empty", "copies_prompt", "mentions_hint")}}
     progress = Progress("filter", len(attempts), "records", logger=__name__)
     block_size = max(1, config.collect.chunk_size)
     verified_so_far = 0
@@ -166,6 +194,11 @@ def _verify_block(block: list[dict[str, Any]], problems: dict[str, Problem], by_
                 stats["reply_errors"] += 1
                 counts["reply_errors"] += 1
                 continue
+            rejected = None
+            if a["mode"] == "explain_refine" and explanation.strip():
+                rejected = explanation_problem(explanation, a.get("explanation_prefix", ""), a["hindsight"])
+                if rejected:
+                    explanation = ""  # the refinement may still be verified: a "Refine" example
             dedup = (explanation.strip(), code_key(code))
             if dedup in seen:
                 stats["n_duplicates"] += 1
@@ -174,7 +207,8 @@ def _verify_block(block: list[dict[str, Any]], problems: dict[str, Problem], by_
             seen.add(dedup)
             runs.append((i, {"explanation": explanation.strip(), "refinement": code, "sample": reply["sample"],
                              "seed": reply["seed"], "generation_key": reply["generation_key"],
-                             "completion": reply["completion"], "finish_reason": reply["finish_reason"]}))
+                             "completion": reply["completion"], "finish_reason": reply["finish_reason"],
+                             **({"explanation_rejected": rejected} if rejected else {})}))
         staged.append(stats)
     results = execute([(problems[block[i]["problem_id"]].program(pair["refinement"]), problems[block[i]["problem_id"]])
                        for i, pair in runs])
@@ -190,7 +224,11 @@ def _verify_block(block: list[dict[str, Any]], problems: dict[str, Problem], by_
             except ValueError:
                 counts["unformattable"] += 1
                 continue
-            counts["verified_without_explanation"] += block[i]["mode"] == "explain_refine" and not pair["explanation"]
+            if block[i]["mode"] == "explain_refine":
+                counts["verified_without_explanation"] += not pair["explanation"]
+                counts["explained_pairs"] += bool(pair["explanation"])
+                if why := pair.get("explanation_rejected"):
+                    counts[f"explanations_rejected_{why}"] += 1
             verified[i].append(pair)
         else:
             failed[i].append(pair)

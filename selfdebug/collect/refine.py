@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from selfdebug.collect.common import (
 )
 from selfdebug.config import Config, ModelConfig
 from selfdebug.generate.base import Chat, SamplingParams
+from selfdebug.generate.chat import with_prefix
 from selfdebug.generate.runner import TOKEN_FIELDS, GenerationRunner, Request, model_tag
 from selfdebug.io import JsonlLog, atomic_write_json, read_jsonl, sha256_file, write_jsonl
 from selfdebug.problems.base import Problem
@@ -83,6 +85,7 @@ def _hash(config: Config, sample_dir: Path) -> str:
         "stage": "refine", "seed": config.seed, "teachers": co.teachers, "models": sample_models(config),
         "modes": co.modes, "n_refinements": co.n_refinements, "refine_temperature": co.refine_temperature,
         "top_p": co.top_p, "refine_max_new_tokens": co.refine_max_new_tokens, "hindsight": co.hindsight,
+        **({"explanation_prefix": co.explanation_prefix} if co.explanation_prefix else {}),
         "solutions": sha256_file(sample_dir / "solutions.jsonl"),
     })
 
@@ -188,52 +191,113 @@ def _by_variant(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+CODE_OPENING = f"\n\n{FENCE}python\n"
+"""What the second prefix adds after the explanation: the block the refined code is written in."""
+
+
+def prefixed_reply(explanation: str, code: str, code_cut: bool) -> str:
+    """One reply from the two prefixed generations: the explanation, then the code in its block (left open
+    when the code was cut by the token limit, as a single reply cut there would be)."""
+    return explanation + CODE_OPENING + code.rstrip("\n") + ("" if code_cut else f"\n{FENCE}")
+
+
+class _Asker:
+    """Blocks of requests to one teacher; a failed block is retried request by request, and after
+    ``MAX_CONSECUTIVE_FAILURES`` failed requests in a row the teacher is given up (``None`` answers)."""
+
+    def __init__(self, runner: GenerationRunner, desc: str) -> None:
+        self.runner, self.desc = runner, desc
+        self.failed_in_row, self.given_up = 0, False
+
+    def __call__(self, reqs: list[Request], what: str) -> list[Any]:
+        if self.given_up:
+            return [None] * len(reqs)
+        try:
+            outs: list[Any] = self.runner.run(reqs, what)
+            self.failed_in_row = 0
+            return outs
+        except Exception as exc:  # noqa: BLE001 - an endpoint's failure: retry request by request
+            log.warning("refine: a teacher call failed (%s: %s); retrying its %d requests one by one",
+                        type(exc).__name__, str(exc)[:200], len(reqs))
+        outs = []
+        for req in reqs:
+            if self.given_up:
+                outs.append(None)
+                continue
+            try:
+                outs.append(self.runner.run([req], req.tag)[0])
+                self.failed_in_row = 0
+            except Exception as one:  # noqa: BLE001
+                outs.append(one)
+                self.failed_in_row += 1
+                self.given_up = self.failed_in_row >= MAX_CONSECUTIVE_FAILURES
+                if self.given_up:
+                    log.warning("refine: teacher %s failed %d requests in a row: giving up on it for this "
+                                "invocation (a rerun continues)", self.desc, self.failed_in_row)
+        return outs
+
+
+def _failed(got: Any) -> str | None:
+    if got is None:
+        return "not asked: the teacher was given up after repeated failures"
+    return f"{type(got).__name__}: {got}" if isinstance(got, BaseException) else None
+
+
 def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: GenerationRunner,
          errors: dict[str, str]) -> None:
-    """Ask the teacher for each row's replies, block by block; fill ``row["replies"]``."""
+    """Ask the teacher for each row's replies, block by block; fill ``row["replies"]``. With
+    ``collect.explanation_prefix`` an "Explain + Refine" reply is two generations: the explanation (the
+    prefix continued up to the first code fence), then the code (the explanation continued after an opened
+    code block, up to its closing fence)."""
     co = config.collect
     params = SamplingParams(n=co.n_refinements, temperature=co.refine_temperature, top_p=co.top_p,
                             max_new_tokens=co.refine_max_new_tokens)
+    prefix = co.explanation_prefix
     per_block = co.chunk_size
+    ask = _Asker(runner, desc)
     progress = Progress(f"refine: teacher {desc}", len(rows), "requests", logger=__name__)
-    failed_in_row, given_up, n_replies = 0, False, 0
+    n_replies = 0
     with tqdm(total=len(rows), desc=f"refine: {desc}", unit="request") as bar:
         for start in range(0, len(rows), per_block):
             block = rows[start : start + per_block]
-            reqs = [Request(f"collect/{r['record_id']}", r["teacher_chat"], params) for r in block]
-            if given_up:
-                outs: list[Any] = [None] * len(block)
-            else:
-                try:
-                    outs = runner.run(reqs, f"refine {start + 1}-{start + len(block)}")
-                    failed_in_row = 0
-                except Exception as exc:  # noqa: BLE001 - an endpoint's failure: retry request by request
-                    log.warning("refine: a teacher call failed (%s: %s); retrying its %d requests one by one",
-                                type(exc).__name__, str(exc)[:200], len(reqs))
-                    outs = []
-                    for req in reqs:
-                        if given_up:
-                            outs.append(None)
-                            continue
-                        try:
-                            outs.append(runner.run([req], req.tag)[0])
-                            failed_in_row = 0
-                        except Exception as one:  # noqa: BLE001
-                            outs.append(one)
-                            failed_in_row += 1
-                            given_up = failed_in_row >= MAX_CONSECUTIVE_FAILURES
-                            if given_up:
-                                log.warning("refine: teacher %s failed %d requests in a row: giving up on it for "
-                                            "this invocation (a rerun continues)", desc, failed_in_row)
-            for row, got in zip(block, outs, strict=True):
-                if got is None or isinstance(got, BaseException):
-                    errors[row["record_id"]] = ("not asked: the teacher was given up after repeated failures"
-                                                if got is None else f"{type(got).__name__}: {got}")
+            two_phase = [bool(prefix) and r["mode"] == "explain_refine" for r in block]
+            reqs = [Request(f"collect/{r['record_id']}",
+                            with_prefix(r["teacher_chat"], prefix) if tp else r["teacher_chat"],
+                            replace(params, stop=(FENCE,)) if tp else params) for r, tp in zip(block, two_phase, strict=True)]
+            outs = ask(reqs, f"refine {start + 1}-{start + len(block)}")
+            # the code of each prefixed explanation: one request per explanation (its own continuation)
+            code_reqs, where = [], []
+            for i, (r, got, tp) in enumerate(zip(block, outs, two_phase, strict=True)):
+                if tp and _failed(got) is None:
+                    for j, c in enumerate(got):
+                        explanation = (prefix + c["text"]).rstrip()
+                        code_reqs.append(Request(f"collect/{r['record_id']}/code/s{j}",
+                                                 with_prefix(r["teacher_chat"], explanation + CODE_OPENING),
+                                                 replace(params, n=1, stop=(FENCE,))))
+                        where.append((i, j, explanation))
+            code_outs = ask(code_reqs, f"refine {start + 1}-{start + len(block)}: code") if code_reqs else []
+            code_of = {(i, j): (expl, got) for (i, j, expl), got in zip(where, code_outs, strict=True)}
+            for i, (row, got) in enumerate(zip(block, outs, strict=True)):
+                error = _failed(got) or next(filter(None, (_failed(g) for (a, _), (_, g) in code_of.items() if a == i)),
+                                             None)
+                if error:
+                    errors[row["record_id"]] = error
                     row["replies"] = []
                     continue
-                row["replies"] = [{"sample": j, "seed": c.get("seed"), "generation_key": c.get("key"),
-                                   "completion": c["text"], "finish_reason": c.get("finish_reason"),
-                                   "completion_tokens": c.get("completion_tokens")} for j, c in enumerate(got)]
+                row["explanation_prefix"] = prefix if two_phase[i] else ""
+                row["replies"] = []
+                for j, c in enumerate(got):
+                    reply = {"sample": j, "seed": c.get("seed"), "generation_key": c.get("key"),
+                             "completion": c["text"], "finish_reason": c.get("finish_reason"),
+                             "completion_tokens": c.get("completion_tokens")}
+                    if two_phase[i]:
+                        expl, (code,) = code_of[(i, j)]
+                        cut = code.get("finish_reason") == "length"
+                        reply.update(completion=prefixed_reply(expl, code["text"], cut),
+                                     code_generation_key=code.get("key"), finish_reason=code.get("finish_reason"),
+                                     completion_tokens=(c.get("completion_tokens") or 0)
+                                     + (code.get("completion_tokens") or 0))
+                    row["replies"].append(reply)
                 n_replies += len(got)
             bar.update(len(block))
             progress.update(start + len(block), f"{n_replies} replies, {len(errors)} failed requests", n_replies,

@@ -99,6 +99,19 @@ def _lora_gguf(cfg: dict) -> Path | None:
     return out
 
 
+def _repo_relative(model_cfg: dict) -> dict:
+    """A relative model path that is not one from the working directory but is one from the repository root
+    (``runs/cpu/sft/model`` in a profile, read by a notebook that papermill runs elsewhere) is that one."""
+    from .model_specs import MODELS
+
+    mid = str(model_cfg["id"])
+    path = Path(mid).expanduser()
+    repo = Path(__file__).resolve().parents[2]
+    if mid in MODELS or path.is_absolute() or path.exists() or not (repo / path).exists():
+        return model_cfg
+    return {**model_cfg, "id": str(repo / path)}
+
+
 def make_backend(model_cfg: dict) -> Backend:
     """Build the backend named by ``model_cfg['backend']`` (default ``auto``) for ``model_cfg['id']``."""
     if not isinstance(model_cfg, dict):
@@ -108,6 +121,7 @@ def make_backend(model_cfg: dict) -> Backend:
         raise ValueError(f"model config: unknown keys {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
     if not model_cfg.get("id"):
         raise ValueError("model config: 'id' is required (hub id, local folder or 'embedded')")
+    model_cfg = _repo_relative(model_cfg)
     backend = model_cfg.get("backend", "auto")
     if backend not in BACKENDS:
         raise ValueError(f"model config: backend must be one of {BACKENDS}, got {backend!r}")

@@ -2,7 +2,11 @@
 StarChat-style format (``<|user|>`` ... ``<|end|>``) for base models.
 
 Config option ``chat_format``: ``auto`` (template if the tokenizer has one, else StarChat),
-``template`` (require the template) or ``starchat`` (always StarChat)."""
+``template`` (require the template) or ``starchat`` (always StarChat).
+
+A chat may end with a *prefix*: an assistant message marked ``"prefix": True`` (the name Mistral's and
+DeepSeek's APIs use) is the start of the reply, which the model continues; the completion is what comes
+after it. Local engines render it as the open assistant turn followed by the prefix text."""
 
 from __future__ import annotations
 
@@ -16,9 +20,22 @@ STARCHAT_STOP: tuple[str, ...] = (STARCHAT_END,)
 _ROLES = ("system", "user", "assistant")
 
 
+PREFIX_KEY = "prefix"
+
+
+def has_prefix(chat: Chat) -> bool:
+    """Whether the chat ends with a reply prefix the model is to continue."""
+    return bool(chat) and chat[-1]["role"] == "assistant" and bool(chat[-1].get(PREFIX_KEY))
+
+
+def with_prefix(chat: Chat, prefix: str) -> Chat:
+    """``chat`` (ending with a user turn) with ``prefix`` as the start of the assistant's reply."""
+    return [*chat, {"role": "assistant", "content": prefix, PREFIX_KEY: True}]
+
+
 def validate_chat(chat: Any, where: str = "chat") -> Chat:
-    """Check the chat shape; the last turn must not be the assistant's (we always open a new
-    assistant turn; continuing one is not supported)."""
+    """Check the chat shape; the last turn must be the user's, or an assistant *prefix* (``with_prefix``):
+    an unmarked assistant turn at the end is a mistake more often than a wish to continue it."""
     if not isinstance(chat, list) or not chat:
         raise ValueError(f"{where}: a chat must be a non-empty list of messages, got {type(chat).__name__}")
     for i, m in enumerate(chat):
@@ -32,16 +49,25 @@ def validate_chat(chat: Any, where: str = "chat") -> Chat:
             raise ValueError(f"{where}[{i}]: content must be a str, got {type(m['content']).__name__}")
         if m["role"] == "system" and i != 0:
             raise ValueError(f"{where}[{i}]: a system message may only come first")
-    if chat[-1]["role"] == "assistant":
-        raise ValueError(f"{where}: the last message is the assistant's; end with a user turn")
+    for i, m in enumerate(chat[:-1]):
+        if m.get(PREFIX_KEY):
+            raise ValueError(f"{where}[{i}]: only the last message may be a reply prefix")
+    if chat[-1]["role"] == "assistant" and not has_prefix(chat):
+        raise ValueError(f"{where}: the last message is the assistant's; end with a user turn, or mark it as the "
+                         f"reply's start with {PREFIX_KEY!r}: True")
+    if chat[-1].get(PREFIX_KEY) and chat[-1]["role"] != "assistant":
+        raise ValueError(f"{where}: a reply prefix must be an assistant message")
+    if has_prefix(chat) and len(chat) < 2:
+        raise ValueError(f"{where}: a reply prefix needs a turn before it")
     return chat
 
 
 def render_starchat(chat: Chat) -> str:
     """``<|system|>\\n...<|end|>\\n<|user|>\\n...<|end|>\\n<|assistant|>\\n...<|end|>\\n...<|assistant|>\\n``"""
     validate_chat(chat)
-    parts = [f"<|{m['role']}|>\n{m['content']}{STARCHAT_END}\n" for m in chat]
-    return "".join(parts) + "<|assistant|>\n"
+    turns, prefix = (chat[:-1], chat[-1]["content"]) if has_prefix(chat) else (chat, "")
+    parts = [f"<|{m['role']}|>\n{m['content']}{STARCHAT_END}\n" for m in turns]
+    return "".join(parts) + "<|assistant|>\n" + prefix
 
 
 def has_chat_template(tokenizer: Any) -> bool:
@@ -69,7 +95,9 @@ def render_chat(chat: Chat, tokenizer: Any, chat_format: str = "auto") -> str:
     validate_chat(chat)
     if resolve_chat_format(tokenizer, chat_format) == "starchat":
         return render_starchat(chat)
-    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    # a prefix is appended to the open assistant turn as text: the template sees only whole turns
+    turns, prefix = (chat[:-1], chat[-1]["content"]) if has_prefix(chat) else (chat, "")
+    return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True) + prefix
 
 
 def render_prompt(prompt: PromptLike, tokenizer: Any, chat_format: str = "auto") -> str:

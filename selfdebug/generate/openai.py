@@ -22,7 +22,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from .base import Completion, PromptLike, SamplingParams, Seeds, resolve_seeds
-from .chat import validate_chat
+from .chat import has_prefix, validate_chat
 from .hf import truncate_at_stop
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,10 @@ class OpenAIBackend:
                 body["logprobs"] = 0
         else:
             path, body["messages"] = "/chat/completions", validate_chat(prompt, f"prompts[{index}]")
+            if has_prefix(prompt):
+                # a reply prefix: Mistral and DeepSeek read the message's "prefix" flag, vLLM these two fields;
+                # a server that supports none of them says so in its error
+                body.update(continue_final_message=True, add_generation_prompt=False)
             if self.logprobs:
                 body["logprobs"] = True
         resp = self._post(path, body)

@@ -91,19 +91,21 @@ def _gather(obj: Any) -> list[Any]:
     return out
 
 
-def run_sft(config: Config, run_dir: str | Path | None = None, collection: str | Path | None = None) -> dict[str, Any]:
+def run_sft(config: Config, run_dir: str | Path | None = None, collection: str | Path | None = None,
+            completion_head: bool = True) -> dict[str, Any]:
     """Train; resumable (a rerun after a kill continues from the newest checkpoint). Under ``torchrun`` or
     ``accelerate launch`` every rank trains its share of each batch and rank 0 alone writes the artifacts; the run fails
-    if the ranks' weights differ at the end."""
+    if the ranks' weights differ at the end. ``completion_head=False`` trains with TRL's own loss (the slower path,
+    kept for ``benchmarks/bench_sft.py``)."""
     import datasets
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig as TrlSFTConfig
-    from trl import SFTTrainer
 
     from selfdebug.generate.hf import pick_device
     from selfdebug.generate.provision import resolve_model
     from selfdebug.generate.runner import backend_settings
+    from selfdebug.sft.trainer import CompletionSFTTrainer
 
     sc = config.sft
     out = sft_dir(config, run_dir)
@@ -167,8 +169,8 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
         gradient_checkpointing=sc.gradient_checkpointing,
         **({"max_steps": sc.max_steps} if sc.max_steps else {}),
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
-                         peft_config=peft_config)
+    trainer = CompletionSFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
+                                   peft_config=peft_config, completion_head=completion_head)
     resume = latest_checkpoint(checkpoints)
     if resume is not None:
         log.info("sft: resuming from %s", resume)
@@ -192,7 +194,8 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
     write_jsonl(out / "log.jsonl", trainer.state.log_history)
     trained_tokens = sum(r["n_completion"] for r in rows)  # per epoch
     summary = {"stage": "sft", "key": key, "examples": example_counts(examples), "dropped_too_long": len(dropped),
-               "method": sc.method, "dtype": str(dtype).removeprefix("torch."), "device": device,
+               "method": sc.method, "completion_head": completion_head,
+               "dtype": str(dtype).removeprefix("torch."), "device": device,
                "steps": trainer.state.global_step, "resumed_from": resume.name if resume else None,
                "train_loss": result.training_loss, "first_loss": history[0]["loss"] if history else None,
                "last_loss": history[-1]["loss"] if history else None, "seconds": round(seconds, 1),

@@ -11,6 +11,7 @@ from selfdebug.generate.chat import (
     render_starchat,
     resolve_chat_format,
     stop_strings,
+    with_prefix,
 )
 from selfdebug.generate.tiny import CHAT_TEMPLATE, _train_tokenizer
 
@@ -86,6 +87,10 @@ def test_stop_strings_add_end_marker_only_for_starchat_chats(tok_template, tok_b
             "system message may only come first",
         ),
         ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], "last message"),
+        ([{"role": "user", "content": "a", "prefix": True}], "must be an assistant"),
+        ([{"role": "assistant", "content": "a", "prefix": True}], "needs a turn before it"),
+        ([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "prefix": True},
+          {"role": "user", "content": "c"}], "only the last message"),
     ],
 )
 def test_bad_chats_are_rejected_clearly(chat, match):
@@ -96,3 +101,14 @@ def test_bad_chats_are_rejected_clearly(chat, match):
 def test_unknown_chat_format_is_rejected(tok_template):
     with pytest.raises(ValueError, match="chat_format must be one of"):
         render_chat(CHAT, tok_template, "chatml")
+
+
+def test_a_reply_prefix_is_the_open_assistant_turn_followed_by_its_text(tok_template, tok_base):
+    """The model continues the prefix: the rendered prompt is the chat without it, with the assistant turn
+    opened, and then the prefix text exactly (no end-of-turn after it)."""
+    prefix = "The code above is wrong because"
+    chat = with_prefix(CHAT, prefix)
+    assert render_chat(chat, tok_template) == render_chat(CHAT, tok_template) + prefix
+    assert render_starchat(chat) == render_starchat(CHAT) + prefix
+    assert render_chat(chat, tok_base) == render_starchat(CHAT) + prefix
+    assert CHAT[-1]["role"] == "user"  # with_prefix copies

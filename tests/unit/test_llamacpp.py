@@ -61,6 +61,19 @@ def test_render_and_tokens_match_hf(tiny, backend):
         assert backend.tokenize(text) == tok(text, add_special_tokens=False)["input_ids"]
 
 
+def test_a_reply_prefix_is_continued_like_the_same_text_sent_raw(tiny, backend):
+    """A chat ending with a reply prefix generates what the rendered chat plus the prefix generates as a raw
+    prompt, and the completion is only what follows the prefix."""
+    from selfdebug.generate.chat import with_prefix
+
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=8)
+    chat = with_prefix(CHATS[0], "def")
+    got = backend.generate([chat], params)[0][0]
+    raw = backend.generate([backend.render(CHATS[0]) + "def"], params)[0][0]
+    assert got.text == raw.text and got.token_ids == raw.token_ids
+    assert got.prompt_tokens == raw.prompt_tokens > backend.generate([CHATS[0]], params)[0][0].prompt_tokens
+
+
 def test_greedy_matches_transformers(tiny, backend):
     """Same f32 weights: llama.cpp greedy continuation = transformers greedy continuation."""
     from selfdebug.generate.hf import HFBackend

@@ -1,0 +1,57 @@
+"""Trained models beside their base: rows per model and a paired difference, from result folders on disk;
+runs evaluated differently are refused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import yaml
+from test_metrics_deltas import RIGHT, records, wrong
+
+from selfdebug.report.models import compare_models, main
+
+SETTINGS = {"seed": 0, "profile": "t", "evaluate": {"benchmarks": ["humaneval"], "limit": 4, "n_samples": 2,
+            "temperature": 0.8, "ks": [1], "bootstrap": 200, "ci": 0.95, "rounds": 1}}
+
+
+def _folder(path, model, table, **evaluate):
+    (path / "samples").mkdir(parents=True)
+    cfg = {**SETTINGS, "model": {"id": model}, "evaluate": {**SETTINGS["evaluate"], **evaluate}}
+    (path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with gzip.open(path / "samples" / "humaneval.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records("humaneval", table))
+    return path
+
+
+BASE = {"A": [RIGHT, wrong()], "B": [wrong(refine=True), wrong()], "C": [wrong(), wrong()], "D": [RIGHT, RIGHT]}
+SFT = {"A": [RIGHT, RIGHT], "B": [wrong(refine=True, explain=True), wrong(refine=True)], "C": [RIGHT, wrong()],
+       "D": [RIGHT, RIGHT]}
+
+
+def test_each_model_has_its_rows_and_the_trained_one_a_paired_difference(tmp_path):
+    base = _folder(tmp_path / "base", "embedded", BASE)
+    sft = _folder(tmp_path / "sft", "runs/t/sft/model", SFT)
+    main([str(base), f"LeDex SFT={sft}", "--out", str(tmp_path / "out")])
+    t2 = (tmp_path / "out" / "models_table2_passk.md").read_text()
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.split("|")[3].strip()
+            for line in t2.splitlines() if line.startswith("| ") and "Model" not in line}
+    assert rows[("base", "Init.")].startswith("37.50")  # (1/2 + 0 + 0 + 1) / 4
+    assert rows[("LeDex SFT", "Init.")].startswith("62.50")  # (1 + 0 + 1/2 + 1) / 4
+    assert rows[("LeDex SFT − base (paired)", "Init.")].startswith("+25.00 [")
+    # after a Refine round: base A 1/2, B 1/2, C 0, D 1 = 50%; SFT A 1, B 1, C 1/2, D 1 = 87.5%
+    assert rows[("LeDex SFT − base (paired)", "Refine")].startswith("+37.50 [")
+    t4 = (tmp_path / "out" / "models_table4_success_rate.md").read_text()
+    assert "LeDex SFT − base (paired)" in t4 and "(paired bootstrap)" in t4
+    compare = json.loads((tmp_path / "out" / "models_compare.json").read_text())
+    assert compare["models"] == {"base": "embedded", "LeDex SFT": "runs/t/sft/model"}
+
+
+def test_runs_evaluated_differently_are_refused(tmp_path):
+    base = _folder(tmp_path / "base", "embedded", BASE)
+    other = _folder(tmp_path / "sft", "sft", SFT, temperature=1.0)
+    with pytest.raises(ValueError, match=r"evaluated differently .*evaluate.temperature: 1.0 vs 0.8"):
+        compare_models(base, {"LeDex SFT": other}, tmp_path / "out")
+    with pytest.raises(ValueError, match="names the base run"):
+        compare_models(base, {"base": other}, tmp_path / "out")
