@@ -171,7 +171,9 @@ class RlConfig:
     collection: str | None = None
     """The collection folder whose records give prompts and references (default: ``runs/<profile>/collect``)."""
     sft_adapter: str | None = None
-    """The SFT adapter merged into the weights, the KL reference (default: ``runs/<profile>/sft``)."""
+    """The SFT model, the KL reference: a PEFT adapter folder over ``model`` (merged into the weights), a fully
+    fine-tuned model folder, or an SFT run folder holding ``model/``; ``none``: RL on ``model`` itself (default:
+    ``runs/<profile>/sft/model``)."""
     sources: list[str] = field(default_factory=lambda: ["mbpp", "apps"])
     """Problem sets whose records are RL prompts (the paper: MBPP and APPS, not CodeContests); a source the
     collection lacks is skipped."""
@@ -207,8 +209,13 @@ class RlConfig:
     reward_clip: float | None = None
     """Bound each reward to [-reward_clip, reward_clip] (None: the paper's formulas as they are)."""
     save_steps: int = 10
+    """Checkpoint (RL adapter, value head, optimizer, step) every N PPO iterations; a killed run resumes from
+    the newest."""
+    dtype: str = "auto"
+    """Training precision: ``auto`` (bf16 on a GPU or a CPU with native bf16, else fp32), or bfloat16 /
+    float16 / float32."""
     limit: int | None = None
-    """First N records (tests, smoke runs)."""
+    """First N prompts (tests, smoke runs)."""
 
 
 @dataclass
@@ -420,6 +427,10 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
     if len(rc.codebleu_weights) != 4 or min(rc.codebleu_weights) < 0 or sum(rc.codebleu_weights) <= 0:
         raise ConfigError(f"{where}: rl.codebleu_weights must be 4 non-negative numbers (n-gram, weighted n-gram, "
                           f"syntax, data flow), not all 0, got {rc.codebleu_weights}")
+    if rc.dtype not in ("auto", "bfloat16", "float32", "float16"):
+        raise ConfigError(f"{where}: rl.dtype must be auto, bfloat16, float32 or float16, got {rc.dtype!r}")
+    if rc.limit is not None and rc.limit < 1:
+        raise ConfigError(f"{where}: rl.limit must be >= 1 or null, got {rc.limit}")
     if rc.reward_clip is not None and rc.reward_clip <= 0:
         raise ConfigError(f"{where}: rl.reward_clip must be > 0 or null, got {rc.reward_clip}")
 

@@ -32,11 +32,16 @@ class PolicyWithValue(torch.nn.Module):
         self.model = model
         self.value_head = value_head
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                logits_to_keep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``[B, L, V]`` and values ``[B, L]`` (the value at position t is that of the state after token t,
-        i.e. before the token at t + 1)."""
+        i.e. before the token at t + 1). ``logits_to_keep > 0``: the logits of the last that many positions
+        only (``[B, logits_to_keep, V]``; the prompt's logits are never used, and at a 150k vocabulary they are
+        most of the memory); the values stay full."""
+        extra = {"logits_to_keep": logits_to_keep} if logits_to_keep else {}
         out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                         position_ids=position_ids_of(attention_mask), output_hidden_states=True, use_cache=False)
+                         position_ids=position_ids_of(attention_mask), output_hidden_states=True, use_cache=False,
+                         **extra)
         hidden = out.hidden_states[-1]
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
         return out.logits, values
@@ -63,17 +68,26 @@ class PolicyWithValue(torch.nn.Module):
 
 def build_policy(model_path: str | Path, sft_adapter: str | Path | None = None, *, lora_r: int = 16,
                  lora_alpha: int = 32, lora_dropout: float = 0.0, lora_targets: list[str] | str = "all-linear",
-                 dtype: torch.dtype = torch.float32, device: str = "cpu", seed: int = 0) -> PolicyWithValue:
+                 dtype: torch.dtype = torch.float32, device: str = "cpu", seed: int = 0,
+                 merged_dir: str | Path | None = None) -> PolicyWithValue:
     """The base model at ``model_path`` with the SFT adapter at ``sft_adapter`` merged in (None: the base is the
     reference), then a fresh LoRA adapter and a value head. ``lora_dropout`` defaults to 0: dropout would make the
     log-probs of the PPO update differ from those of the rollout for the same weights, so the ratio would not
-    start at 1."""
+    start at 1. ``merged_dir``: also save the merged (SFT) model there, before the RL adapter goes on, unless
+    the folder exists (written whole or not at all): the base of the saved RL adapter."""
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(device)
     if sft_adapter is not None:
         model = PeftModel.from_pretrained(model, str(sft_adapter)).merge_and_unload()
+    if merged_dir is not None and not Path(merged_dir).is_dir():
+        import shutil
+
+        tmp = Path(f"{merged_dir}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tmp.rename(merged_dir)
     torch.manual_seed(seed)
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=lora_targets,
                         task_type="CAUSAL_LM")

@@ -106,7 +106,9 @@ def offsets_from_ids(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[tupl
     return text, spans
 
 
-def _positions(text: str, offsets: Sequence[tuple[int, int]], entry_point: str | None, mode: str) -> RewardPositions:
+def positions_from_offsets(text: str, offsets: Sequence[tuple[int, int]], entry_point: str | None = None,
+                           mode: str = "explain_refine") -> RewardPositions:
+    """Positions in tokens whose character spans in ``text`` are ``offsets`` (``offsets_from_ids``)."""
     spans = reply_spans(text, entry_point, mode)
     return RewardPositions(
         explanation=None if spans.explanation_end is None else token_at(offsets, spans.explanation_end),
@@ -118,14 +120,14 @@ def reward_positions(tokenizer: Any, response: str, entry_point: str | None = No
                      mode: str = "explain_refine") -> RewardPositions:
     """Positions in ``tokenizer(response)`` (no special tokens added), from the tokenizer's offset mapping."""
     enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=True)
-    return _positions(response, [tuple(o) for o in enc["offset_mapping"]], entry_point, mode)
+    return positions_from_offsets(response, [tuple(o) for o in enc["offset_mapping"]], entry_point, mode)
 
 
 def reward_positions_for_ids(tokenizer: Any, ids: Sequence[int], entry_point: str | None = None,
                              mode: str = "explain_refine") -> RewardPositions:
     """Positions in generated token ``ids`` (``offsets_from_ids``)."""
     text, offsets = offsets_from_ids(tokenizer, ids)
-    return _positions(text, offsets, entry_point, mode)
+    return positions_from_offsets(text, offsets, entry_point, mode)
 
 
 def token_rewards(n_tokens: int, placements: Iterable[tuple[int | None, float]], kl_per_token: Any = None,

@@ -93,20 +93,30 @@ def response_mask_of(responses: torch.Tensor, end_ids: Sequence[int | None]) -> 
 def _response_outputs(policy: PolicyWithValue, ro: Rollout, rows: Any = slice(None),
                       temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Tempered logits ``[b, T, V]`` that predict each response token, and the values before each."""
-    logits, values = policy(ro.input_ids[rows], ro.attention_mask[rows])
     p, n = ro.prompt_len, ro.responses.shape[1]
-    # logits at position t predict token t + 1; the value at t is that of the state before token t + 1
-    return logits[:, p - 1: p - 1 + n] / temperature, values[:, p - 1: p - 1 + n]
+    # logits at position t predict token t + 1; the value at t is that of the state before token t + 1. The
+    # last n + 1 positions are p - 1 .. p + n - 1; the last of them predicts nothing.
+    logits, values = policy(ro.input_ids[rows], ro.attention_mask[rows], logits_to_keep=n + 1)
+    return logits[:, :n] / temperature, values[:, p - 1: p - 1 + n]
 
 
-def score(policy: PolicyWithValue, ro: Rollout,
-          temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Log-probs and values of the response tokens under the policy, and log-probs under the reference."""
-    logits, values = _response_outputs(policy, ro, temperature=temperature)
-    logprobs = ppo.logprobs_of(logits, ro.responses)
-    with policy.reference():
-        ref_logits, _ = _response_outputs(policy, ro, temperature=temperature)
-    return logprobs, values, ppo.logprobs_of(ref_logits, ro.responses)
+def score(policy: PolicyWithValue, ro: Rollout, temperature: float = 1.0,
+          chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-probs and values of the response tokens under the policy, and log-probs under the reference, ``chunk``
+    rows at a time (None: all at once)."""
+    batch = ro.input_ids.shape[0]
+    step = chunk or batch
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    for start in range(0, batch, step):
+        rows = slice(start, start + step)
+        responses = ro.responses[rows]
+        logits, values = _response_outputs(policy, ro, rows, temperature)
+        logprobs = ppo.logprobs_of(logits, responses)
+        del logits
+        with policy.reference():
+            ref_logits, _ = _response_outputs(policy, ro, rows, temperature)
+        parts.append((logprobs, values, ppo.logprobs_of(ref_logits, responses)))
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
 
 
 def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Rollout,
@@ -115,7 +125,7 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
     tokens); returns the statistics of the update."""
     mask = ro.response_mask
     with torch.no_grad():
-        old_logprobs, old_values, ref_logprobs = score(policy, ro, settings.temperature)
+        old_logprobs, old_values, ref_logprobs = score(policy, ro, settings.temperature, settings.mini_batch_size)
         kl = ppo.kl_penalty(old_logprobs, ref_logprobs) * mask
         rewards = torch.zeros_like(old_logprobs)
         for row, places in enumerate(placements):

@@ -34,6 +34,8 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
     overrides = [f"model.id={tiny_model}"]
     if notebook.stem.endswith("sft"):  # the tiny model's own collection verifies nothing: a written one
         overrides.append(f"sft.collection={small_collection(tmp_path / 'collect')}")
+    if notebook.stem.endswith("rl"):  # RL straight on the tiny model (rl.sft_adapter=none), the written collection
+        overrides += [f"rl.collection={small_collection(tmp_path / 'collect')}", "rl.sft_adapter=none"]
     papermill.execute_notebook(
         str(notebook), str(tmp_path / notebook.name),
         parameters={"profile": "smoke", "run_dir": str(run_dir), "overrides": overrides},
@@ -42,6 +44,10 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
     if notebook.stem.endswith("sft"):
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["examples"]["total"] == 3 and summary["steps"] >= 1
+        assert (run_dir / "model" / "adapter_config.json").is_file() and (run_dir / "curves.png").is_file()
+    if notebook.stem.endswith("rl"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["prompts"] == 2 and summary["steps"] == 2
         assert (run_dir / "model" / "adapter_config.json").is_file() and (run_dir / "curves.png").is_file()
     if notebook.stem.endswith("filter"):  # 03 runs the whole collection (01 and 02 first)
         for name in ("data/refinements.jsonl", "README.md", "results.json", "table1_collection.md",
@@ -85,7 +91,7 @@ def small_collection(root):
     feedback = "AssertionError: expect add(1, 2) == 3, but was -1"
     write_jsonl(root / SOLUTIONS, [{"solution_id": "MBPP/601/a", "chat": initial_chat(p), "code": right}])
     write_jsonl(root / REFINEMENTS, [{
-        "record_id": "MBPP/601/b/self/explain_refine", "problem": json.dumps(p.to_dict()), "wrong_code": wrong,
+        "record_id": "MBPP/601/b/self/explain_refine", "solution_id": "MBPP/601/b", "source": "mbpp", "problem": json.dumps(p.to_dict()), "wrong_code": wrong,
         "feedback": feedback, "mode": "explain_refine", "hindsight": False,
         "chat": refine_chat(p, wrong, feedback, "explain_refine"),
         "verified": [{"explanation": "It subtracts.", "refinement": right, "pass_fraction": 1.0}], "failed": []}])

@@ -1,0 +1,340 @@
+"""Stage 5 (notebook 05): PPO with the paper's split rewards (LeDex §2.3, App. A.3) on top of the SFT model.
+
+``run_rl(config)`` loads the RL prompts of the collection (``data.load_prompts``: one per wrong solution and
+instruction format of ``rl.formats``, from ``rl.sources``), builds the policy (``policy.build_policy``: the SFT
+adapter merged into the weights, a fresh RL LoRA adapter and a value head; the reference of the KL term is the
+same model with the RL adapter off), and runs ``rl.steps`` PPO iterations: sample ``rl.batch_size`` responses
+with the live policy (``step.rollout``, transformers ``generate``), score them (``reward_fn.RewardFunction``:
+the sandbox for S_ut, CodeBLEU, embedding similarity, rewards at their tokens), update (``step.ppo_step``).
+
+Reproducible and resumable: iteration ``s`` draws its prompts from a permutation fixed by (seed, epoch) and
+seeds torch with a number fixed by (seed, s) before it samples, so an iteration's randomness depends on the
+seed and its number alone, not on what ran before it in the process. A checkpoint (``checkpoints/step-N``,
+every ``rl.save_steps`` and at the end, written to a temporary folder then renamed) holds the RL adapter, the
+value head, the optimizer's state and ``state.json`` (step, the run's trajectory key, the seed from which the
+RNG of the next iteration is derived); a rerun after a kill continues from the newest one, and the log lines of
+iterations after it are dropped. ``rl.steps`` and ``rl.save_steps`` do not change the trajectory (no learning
+rate schedule), so a finished run can be extended by raising ``rl.steps``; any other change to what the run
+depends on is refused (another ``run_dir``, or delete ``checkpoints/``).
+
+Outputs in ``runs/<profile>/rl/``: ``config.yaml``, ``prompts.jsonl`` (the prompts, with their reference
+counts), ``log.jsonl`` (one line per iteration: mean of each reward component, KL, value loss, clip fraction,
+entropy, response length), ``rollouts.jsonl`` (every sampled response with its scores), ``executions.jsonl``
+(sandbox verdicts, reused), ``checkpoints/``, ``sft_merged/`` (the SFT model, merged: the base of the RL
+adapter), ``model/`` (the RL adapter + value head + tokenizer), ``curves.png``, ``summary.json``.
+
+How the RL model is evaluated: ``model/`` is a PEFT LoRA adapter folder whose ``base_model_name_or_path`` is
+the absolute path of ``sft_merged/`` (a full HF model folder). Set ``model.id`` to ``runs/<profile>/rl/model``:
+transformers (``AutoModelForCausalLM.from_pretrained``) loads the merged SFT weights and applies the RL adapter
+on the hf backend (``backend: auto`` picks hf: the base is not a GGUF). Moving the run folder breaks the link
+(rewrite ``base_model_name_or_path``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from selfdebug.config import REPO_ROOT, Config
+from selfdebug.io import atomic_write_json, atomic_write_text, write_jsonl
+
+log = logging.getLogger(__name__)
+MODEL_DIR = "model"
+MERGED_DIR = "sft_merged"
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2
+UNTRAJECTORY = ("steps", "save_steps")
+"""``rl`` keys that do not change what an iteration does (a run may be extended past its checkpoints)."""
+
+
+def rl_dir(config: Config, run_dir: str | Path | None = None) -> Path:
+    return Path(run_dir) if run_dir is not None else REPO_ROOT / "runs" / config.profile / "rl"
+
+
+def _repo_path(p: str | Path) -> Path:
+    p = Path(p)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def collection_dir(config: Config) -> Path:
+    c = config.rl.collection
+    return REPO_ROOT / "runs" / config.profile / "collect" if c is None else _repo_path(c)
+
+
+def sft_source(config: Config, model_path: str | Path) -> tuple[Path | str, Path | None, Path | str]:
+    """(weights to load, SFT adapter to merge or None, tokenizer folder) of ``rl.sft_adapter``."""
+    given = config.rl.sft_adapter
+    if given is not None and str(given).lower() == "none":
+        return model_path, None, model_path
+    folder = REPO_ROOT / "runs" / config.profile / "sft" / "model" if given is None else _repo_path(given)
+    if folder.is_dir() and not (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file() \
+            and (folder / "model").is_dir():
+        folder = folder / "model"  # an SFT run folder
+    tokenizer = folder if (folder / "tokenizer_config.json").is_file() else model_path
+    if (folder / "adapter_config.json").is_file():
+        from selfdebug.generate.engine_select import lora_base
+
+        base = lora_base(folder)
+        if base is not None and Path(base).resolve() != Path(model_path).resolve() and base != str(model_path):
+            log.warning("rl: the SFT adapter %s was trained over %s, but model is %s: merging it into the latter",
+                        folder, base, model_path)
+        return model_path, folder, tokenizer
+    if (folder / "config.json").is_file():  # a fully fine-tuned SFT model
+        return folder, None, folder
+    raise FileNotFoundError(f"{folder}: no SFT model (adapter_config.json or config.json); run SFT first "
+                            "(notebook 04, `python -m selfdebug.sft`), or set rl.sft_adapter (none: RL on model)")
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _folder_digest(folder: Path | str | None) -> str | None:
+    if folder is None or not Path(folder).is_dir():
+        return None  # a hub id: named by itself
+    from selfdebug.generate.fingerprint import weights_fingerprint
+
+    return weights_fingerprint(folder)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The torch seed of iteration ``step`` (0-based)."""
+    return int(hashlib.sha256(f"rl/{seed}/{step}".encode()).hexdigest()[:15], 16)
+
+
+def batch_indices(n_prompts: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """The prompts of iteration ``step``: the run walks through a fresh permutation of the prompts per epoch
+    (fixed by seed and epoch), ``batch_size`` at a time, across epoch boundaries."""
+    import torch
+
+    out, cache = [], {}
+    for g in range(step * batch_size, (step + 1) * batch_size):
+        epoch, i = divmod(g, n_prompts)
+        if epoch not in cache:
+            gen = torch.Generator().manual_seed(step_seed(seed, -1 - epoch))
+            cache[epoch] = torch.randperm(n_prompts, generator=gen).tolist()
+        out.append(cache[epoch][i])
+    return out
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint (a folder is renamed into place once whole)."""
+    done = [p for p in folder.glob("step-*") if (p / "state.json").is_file() and not p.name.endswith(".tmp")]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def save_checkpoint(folder: Path, step: int, policy: Any, optimizer: Any, state: dict[str, Any]) -> Path:
+    import torch
+
+    final = folder / f"step-{step:06d}"
+    tmp = folder / f"step-{step:06d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    policy.save(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    atomic_write_json(tmp / "state.json", {**state, "step": step})
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in sorted(folder.glob("step-*"), key=lambda p: p.name)[:-KEEP_CHECKPOINTS]:
+        if not old.name.endswith(".tmp"):
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: Path, policy: Any, optimizer: Any) -> dict[str, Any]:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(policy.model, load_file(str(path / "adapter_model.safetensors")))
+    if getattr(result, "unexpected_keys", None):
+        raise RuntimeError(f"{path}: adapter tensors the policy does not have: {result.unexpected_keys[:5]}")
+    policy.value_head.load_state_dict(load_file(str(path / "value_head.safetensors")))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=policy.value_head.weight.device,
+                                         weights_only=True))
+    return json.loads((path / "state.json").read_text())
+
+
+def _read_rows(path: Path, upto: int) -> list[dict[str, Any]]:
+    """The rows of a step log with ``step <= upto`` (a torn last line, from a kill mid-write, is dropped)."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", 0) <= upto:
+                rows.append(row)
+    return rows
+
+
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+    import os
+
+    with open(path, "a") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, default=str) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def step_row(step: int, scored: list[Any], stats: dict[str, float], seconds: float) -> dict[str, Any]:
+    """One line of ``log.jsonl``: means over the batch of each reward component (explanation ones over the
+    replies that have an explanation), PPO's statistics, the mean response length."""
+    return {"step": step, "refinement_reward": _mean([s.refinement_reward for s in scored]),
+            "explanation_reward": _mean([s.explanation_reward for s in scored]),
+            "s_ut": _mean([s.s_ut for s in scored]), "s_cb": _mean([s.s_cb for s in scored]),
+            "s_ex": _mean([s.s_ex for s in scored]), "pass_rate": _mean([float(s.passed) for s in scored]),
+            "no_code": _mean([float(s.status == "no_code") for s in scored]),
+            "with_explanation": _mean([float(s.explanation_reward is not None) for s in scored]),
+            "response_tokens": _mean([float(s.n_tokens) for s in scored]), **stats, "seconds": round(seconds, 2)}
+
+
+def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | Path | None = None, *,
+           sandbox: Any = None, embedder: Any = None) -> dict[str, Any]:
+    """Train (see the module docstring); resumable. ``sandbox`` / ``embedder``: ready-made ones (tests inject
+    doubles), else the configured sandbox and ``rl.embedder``."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from selfdebug.collect.common import CachedExecutor, LazySandbox
+    from selfdebug.generate.chat import render_chat
+    from selfdebug.generate.hf import pick_device, pick_dtype
+    from selfdebug.generate.provision import resolve_model
+    from selfdebug.generate.runner import backend_settings
+    from selfdebug.rl.curves import curves_figure
+    from selfdebug.rl.data import load_prompts
+    from selfdebug.rl.policy import build_policy
+    from selfdebug.rl.reward_fn import RewardFunction
+    from selfdebug.rl.scores import SentenceEmbedder
+    from selfdebug.rl.step import PPOSettings, ppo_step, rollout
+    from selfdebug.sft.tokenize import end_of_turn_ids
+
+    rc = config.rl
+    out = rl_dir(config, run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = Path(collection) if collection is not None else collection_dir(config)
+    prompts = load_prompts(source, rc.formats, rc.sources, rc.limit)
+    if not prompts:
+        raise ValueError(f"{source}: no RL prompts (no refinement records from {rc.sources})")
+    model_path = resolve_model(backend_settings(config.model)["id"])
+    weights, sft_adapter, tokenizer_dir = sft_source(config, model_path)
+    rl_keys = {k: v for k, v in config.to_dict()["rl"].items() if k not in UNTRAJECTORY}
+    trajectory = _digest({"rl": rl_keys, "model": str(weights), "model_digest": _folder_digest(weights),
+                          "sft": str(sft_adapter), "sft_digest": _folder_digest(sft_adapter), "seed": config.seed,
+                          "chat_format": config.model.chat_format, "sandbox": config.sandbox,
+                          "prompts": [p.prompt_id for p in prompts]})
+    key = _digest({"trajectory": trajectory, "steps": rc.steps})
+    summary_path = out / "summary.json"
+    if summary_path.is_file() and (out / MODEL_DIR).is_dir():
+        done = json.loads(summary_path.read_text())
+        if done.get("key") == key:
+            log.info("rl: already trained with this config and data (%s); nothing to do", out)
+            return {**done, "skipped": True}
+    checkpoints = out / CHECKPOINTS
+    resume = latest_checkpoint(checkpoints)
+    if resume is not None:
+        state = json.loads((resume / "state.json").read_text())
+        if state.get("trajectory") != trajectory:
+            raise ValueError(f"{resume}: a checkpoint of another run (its config, model, SFT adapter or prompts "
+                             "differ); use another run_dir or delete its checkpoints/")
+        if state["step"] > rc.steps:
+            raise ValueError(f"{resume}: checkpoint at step {state['step']}, past rl.steps={rc.steps}")
+    if resume is None:  # a fresh start writes the merged SFT model anew (the SFT model may have changed)
+        shutil.rmtree(out / MERGED_DIR, ignore_errors=True)
+    config.save(out / "config.yaml")
+    write_jsonl(out / "prompts.jsonl", [p.summary() for p in prompts])
+
+    device = pick_device(config.model.device)
+    dtype = pick_dtype(rc.dtype, device)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    policy = build_policy(weights, sft_adapter, lora_r=rc.lora_r, lora_alpha=rc.lora_alpha,
+                          lora_targets=rc.lora_targets, dtype=dtype, device=device, seed=config.seed,
+                          merged_dir=out / MERGED_DIR)
+    tokenizer.save_pretrained(str(out / MERGED_DIR))
+    gen = policy.model.generation_config
+    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    gen.eos_token_id = sorted({e for e in eos if e is not None} | end_of_turn_ids(tokenizer))
+    settings = PPOSettings(gamma=rc.gamma, lam=rc.lam, clip_range=rc.clip_range, clip_range_value=rc.clip_range_value,
+                           vf_coef=rc.vf_coef, entropy_coef=rc.entropy_coef, kl_coef=rc.kl_coef,
+                           ppo_epochs=rc.ppo_epochs, mini_batch_size=rc.mini_batch_size,
+                           whiten_advantages=rc.whiten_advantages, max_grad_norm=rc.max_grad_norm,
+                           max_new_tokens=rc.max_new_tokens, temperature=rc.temperature)
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=rc.learning_rate)
+    start = 0
+    if resume is not None:
+        start = load_checkpoint(resume, policy, optimizer)["step"]
+        log.info("rl: resuming from %s (step %d of %d)", resume, start, rc.steps)
+    for name in ("log.jsonl", "rollouts.jsonl"):  # what a killed run logged past its checkpoint goes
+        atomic_write_text(out / name, "".join(json.dumps(r, default=str) + "\n"
+                                              for r in _read_rows(out / name, start)))
+    prompt_ids = [tokenizer(render_chat(p.chat, tokenizer, config.model.chat_format),
+                            add_special_tokens=False)["input_ids"] for p in prompts]
+    execute = CachedExecutor(out / "executions.jsonl", LazySandbox(config, sandbox))
+    if embedder is None:
+        embedder = SentenceEmbedder(rc.embedder, device=device)
+    reward = RewardFunction(tokenizer, execute, embedder, rc.codebleu_weights, rc.reward_clip)
+    state = {"trajectory": trajectory, "key": key, "seed": config.seed,
+             "rng": "iteration s seeds torch with step_seed(seed, s): no RNG state to carry"}
+    log.info("rl: %d prompts, %d iterations of %d rollouts, %s on %s in %s", len(prompts), rc.steps,
+             rc.batch_size, "resumed" if resume else "fresh", device, dtype)
+    t_start = time.perf_counter()
+    try:
+        for step in range(start, rc.steps):
+            t0 = time.perf_counter()
+            torch.manual_seed(step_seed(config.seed, step))
+            idx = batch_indices(len(prompts), rc.batch_size, step, config.seed)
+            batch = [prompts[i] for i in idx]
+            ro = rollout(policy, tokenizer, [prompt_ids[i] for i in idx], settings)
+            scored = reward(batch, [ro.response_ids(r) for r in range(len(batch))])
+            stats = ppo_step(policy, optimizer, ro, [s.placements for s in scored], settings)
+            row = step_row(step + 1, scored, stats, time.perf_counter() - t0)
+            _append(out / "rollouts.jsonl", [{"step": step + 1, **s.to_row()} for s in scored])
+            _append(out / "log.jsonl", [row])
+            log.info("rl: step %d/%d: R(r) %.2f, R(e) %s, pass %.2f, KL %.4f, %.1f s", step + 1, rc.steps,
+                     row["refinement_reward"], "-" if row["explanation_reward"] is None
+                     else f"{row['explanation_reward']:.2f}", row["pass_rate"], row["kl_ref"], row["seconds"])
+            if (step + 1) % rc.save_steps == 0 or step + 1 == rc.steps:
+                save_checkpoint(checkpoints, step + 1, policy, optimizer, state)
+    finally:
+        execute.sandbox.close()
+    seconds = time.perf_counter() - t_start
+    final, tmp = out / MODEL_DIR, out / (MODEL_DIR + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp)
+    cfg_path = tmp / "adapter_config.json"
+    adapter_cfg = json.loads(cfg_path.read_text())
+    adapter_cfg["base_model_name_or_path"] = str((out / MERGED_DIR).resolve())
+    atomic_write_json(cfg_path, adapter_cfg)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)  # the model folder appears whole or not at all
+    rows = _read_rows(out / "log.jsonl", rc.steps)
+    curves_figure(rows, out / "curves.png")
+    from selfdebug.sft.train import weights_digest
+
+    summary = {"stage": "rl", "key": key, "trajectory": trajectory, "steps": rc.steps,
+               "resumed_from": resume.name if resume else None, "prompts": len(prompts),
+               "prompts_by_format": {f: sum(p.fmt == f for p in prompts) for f in rc.formats},
+               "prompts_by_source": {s: sum(p.source == s for p in prompts) for s in sorted({p.source for p in prompts})},
+               "prompts_without_reference": sum(not p.refinements for p in prompts),
+               "first": rows[0] if rows else None, "last": rows[-1] if rows else None,
+               "seconds": round(seconds, 1), "device": device, "dtype": str(dtype).removeprefix("torch."),
+               "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
+               "sft_adapter": str(sft_adapter) if sft_adapter else None, "weights": str(weights),
+               "weights_sha256": weights_digest(policy)}
+    atomic_write_json(summary_path, summary)
+    return summary
