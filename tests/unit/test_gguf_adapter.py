@@ -68,7 +68,8 @@ def test_llamacpp_with_the_gguf_adapter_matches_peft(models):
 
     hf, gguf, adapter = models
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
-    served = make_backend({"id": str(adapter), "backend": "auto", "n_ctx": 256, "batch_size": 2, "probe": False})
+    served = make_backend({"id": str(adapter), "backend": "auto", "n_ctx": 256, "batch_size": 2, "probe": False,
+                           "lora_serving": "adapter"})
     base = make_backend({"id": str(gguf), "backend": "llamacpp", "n_ctx": 256, "batch_size": 2, "probe": False})
     try:
         assert served.name == "llamacpp" and (adapter / "adapter.gguf").is_file()
@@ -86,6 +87,40 @@ def test_llamacpp_with_the_gguf_adapter_matches_peft(models):
         base.close()
 
 
+def test_the_adapter_merged_into_one_gguf_matches_peft_and_follows_the_adapter(models, tmp_path):
+    """The default serving: the adapter merged into the base weights, written as an f16 GGUF once per adapter:
+    the same greedy tokens as PEFT, and a retrained adapter is merged anew (another cache key)."""
+    import shutil
+
+    from selfdebug.generate import make_backend
+
+    hf, gguf, adapter = models
+    copy = tmp_path / "adapter"
+    shutil.copytree(adapter, copy)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+    cfg = {"id": str(copy), "backend": "llamacpp", "n_ctx": 256, "batch_size": 2, "probe": False}
+    served = make_backend(cfg)
+    try:
+        assert (copy / "merged.f16.gguf").is_file() and "+lora=" not in served.cache_tag  # no run-time adapter
+        ours = served.generate(CHATS, params)
+        ref = _peft_backend(hf, adapter).generate(CHATS, params)
+        for a, b in zip(ours, ref, strict=True):
+            assert a[0].token_ids == b[0].token_ids, (a[0].text, b[0].text)
+            assert a[0].logprobs == pytest.approx(b[0].logprobs, rel=2e-2, abs=2e-2)  # f16 weights
+        tag = served.cache_tag
+    finally:
+        served.close()
+    retrained = make_adapter(hf, tmp_path / "retrained", seed=2)
+    shutil.copy(retrained / "adapter_model.safetensors", copy / "adapter_model.safetensors")
+    again = make_backend(cfg)
+    try:
+        assert again.cache_tag != tag
+    finally:
+        again.close()
+    with pytest.raises(ValueError, match="lora_serving must be one of"):
+        make_backend({**cfg, "lora_serving": "fused"})
+
+
 def test_a_changed_adapter_is_rewritten_and_changes_the_cache_key(models, tmp_path):
     import shutil
 
@@ -94,12 +129,14 @@ def test_a_changed_adapter_is_rewritten_and_changes_the_cache_key(models, tmp_pa
     hf, gguf, adapter = models
     copy = tmp_path / "adapter"
     shutil.copytree(adapter, copy)
-    first = make_backend({"id": str(copy), "backend": "llamacpp", "n_ctx": 128, "batch_size": 1, "probe": False})
+    first = make_backend({"id": str(copy), "backend": "llamacpp", "n_ctx": 128, "batch_size": 1, "probe": False,
+                          "lora_serving": "adapter"})
     tag = first.cache_tag
     first.close()
     retrained = make_adapter(hf, tmp_path / "retrained", seed=2)
     shutil.copy(retrained / "adapter_model.safetensors", copy / "adapter_model.safetensors")
-    second = make_backend({"id": str(copy), "backend": "llamacpp", "n_ctx": 128, "batch_size": 1, "probe": False})
+    second = make_backend({"id": str(copy), "backend": "llamacpp", "n_ctx": 128, "batch_size": 1, "probe": False,
+                           "lora_serving": "adapter"})
     try:
         assert second.cache_tag != tag
     finally:
