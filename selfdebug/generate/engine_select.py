@@ -71,7 +71,8 @@ def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
         gguf, why = gguf_for({"id": base})
         if gguf is None:
             return None, f"{p} is a LoRA adapter over {base}, which is not a GGUF ({why})"
-        return gguf, f"{p} is a LoRA adapter over {base} ({why}), applied by llama.cpp as a GGUF adapter"
+        return gguf, (f"{p} is a LoRA adapter over {base} ({why}), served by llama.cpp (model key lora_serving: "
+                      "merged into one GGUF, the default, or as a GGUF adapter)")
     if p.suffix == ".gguf":
         return (str(p), "model is a GGUF file") if p.is_file() else (None, f"GGUF {p} does not exist")
     if p.is_dir():  # a bf16 folder provision.py converted: its marker names the GGUF's hash

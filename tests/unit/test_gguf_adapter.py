@@ -1,6 +1,6 @@
-"""A PEFT LoRA adapter served by llama.cpp as a GGUF adapter over the base GGUF: the same greedy continuation
-and close log-probabilities as PEFT on transformers, chosen by ``auto``, and a changed adapter is another
-model in the cache key. On the tiny model (f32 GGUF written by ``gguf_export.export_model``)."""
+"""A PEFT LoRA adapter served by llama.cpp, merged into one GGUF (the default) or as a GGUF adapter over the base
+GGUF: the same greedy continuation and close log-probabilities as PEFT on transformers, chosen by ``auto``, and
+a changed adapter is another model in the cache key. On the tiny model (f32 GGUF written by ``gguf_export.export_model``)."""
 
 from __future__ import annotations
 
