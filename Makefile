@@ -131,8 +131,9 @@ SFT := $(RUN)/sft
 SFT_DONE := $(SFT)/.done
 SFT_RESULTS := figures/results/cpu-sft
 # the base and the SFT model side by side, with paired differences (only once the SFT results exist)
-MODELS_REPORT = $(if $(wildcard $(SFT_RESULTS)/config.yaml),$(PY) -m selfdebug.report.models $(RESULTS) \
-	"LeDex SFT=$(SFT_RESULTS)" --out figures,)
+# (tested when the recipe runs: evaluate-sft writes the results in the same invocation)
+MODELS_REPORT = if [ -f $(SFT_RESULTS)/config.yaml ]; then $(PY) -m selfdebug.report.models $(RESULTS) \
+	"LeDex SFT=$(SFT_RESULTS)" --out figures; fi
 
 sft: $(SFT_DONE)
 ifeq ($(PROFILE),cpu)
