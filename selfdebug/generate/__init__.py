@@ -84,6 +84,23 @@ the base model's speed; ``adapter`` applies llama.cpp's GGUF adapter at run time
 cores it generated at about a third of the base's speed (the cpu-sft evaluation, 15 vs ~50 tokens/s)."""
 
 
+def _derived_from_adapter(folder: Path, name: str, write: Any) -> Path:
+    """``folder/name``, made by ``write(folder, path)`` once and again whenever the adapter's weights change
+    (a marker beside it holds the weights' fingerprint)."""
+    from .fingerprint import weights_fingerprint
+
+    out, marker = folder / name, folder / f"{name}.json"
+    source = weights_fingerprint(folder / "adapter_model.safetensors")
+    try:
+        fresh = out.is_file() and json.loads(marker.read_text()).get("source") == source
+    except (OSError, ValueError):
+        fresh = False
+    if not fresh:
+        write(folder, out)
+        marker.write_text(json.dumps({"source": source}) + "\n")
+    return out
+
+
 def _merged_gguf(cfg: dict) -> Path | None:
     """For a PEFT LoRA adapter folder as the model: the base with the adapter merged in, as an f16 GGUF
     (``merged.f16.gguf`` inside the folder), written once and again whenever the adapter's weights change.
@@ -94,16 +111,10 @@ def _merged_gguf(cfg: dict) -> Path | None:
     base = lora_base(folder)
     if base is None:
         return None
-    from .fingerprint import weights_fingerprint
+    return _derived_from_adapter(folder, "merged.f16.gguf", lambda f, out: _write_merged(f, str(base), out))
 
-    out, marker = folder / "merged.f16.gguf", folder / "merged.f16.gguf.json"
-    source = weights_fingerprint(folder / "adapter_model.safetensors")
-    try:
-        fresh = out.is_file() and json.loads(marker.read_text()).get("source") == source
-    except (OSError, ValueError):
-        fresh = False
-    if fresh:
-        return out
+
+def _write_merged(folder: Path, base: str, out: Path) -> None:
     import shutil
 
     import torch
@@ -134,8 +145,6 @@ def _merged_gguf(cfg: dict) -> Path | None:
     export_model(work, tmp, dtype="f16")
     tmp.replace(out)
     shutil.rmtree(work, ignore_errors=True)
-    marker.write_text(json.dumps({"source": source}) + "\n")
-    return out
 
 
 def _lora_gguf(cfg: dict) -> Path | None:
@@ -146,19 +155,9 @@ def _lora_gguf(cfg: dict) -> Path | None:
     folder = Path(str(cfg["id"])).expanduser()
     if lora_base(folder) is None:
         return None
-    from .fingerprint import weights_fingerprint
     from .gguf_export import export_lora_adapter
 
-    out, marker = folder / "adapter.gguf", folder / "adapter.gguf.json"
-    source = weights_fingerprint(folder / "adapter_model.safetensors")
-    try:
-        fresh = out.is_file() and json.loads(marker.read_text()).get("source") == source
-    except (OSError, ValueError):
-        fresh = False
-    if not fresh:
-        export_lora_adapter(folder, out)
-        marker.write_text(json.dumps({"source": source}) + "\n")
-    return out
+    return _derived_from_adapter(folder, "adapter.gguf", export_lora_adapter)
 
 
 def _repo_relative(model_cfg: dict) -> dict:
