@@ -5,6 +5,8 @@
 #   make collect              training data: notebooks 01-03 on the profile (cpu: about an hour), then Table 1
 #   make sft                  notebook 04 on the profile's collection (collects first when needed), curves
 #   make evaluate-sft         the cpu profile's SFT model evaluated as the base was, then the tables by model
+#   make rl                   notebook 05: PPO after SFT (trains SFT first when needed), curves
+#   make evaluate-rl          the cpu profile's RL model evaluated as the base was, then the tables by model
 # Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
 
 PROFILE ?= cpu
@@ -21,7 +23,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model teacher collect sft evaluate-sft bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: setup model teacher collect sft evaluate-sft rl evaluate-rl bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -79,6 +81,7 @@ figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
 	$(PY) -m selfdebug.report $(RESULTS) figures
 	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
 	$(if $(wildcard $(RESULTS)/sft/log.jsonl),$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png,)
+	$(if $(wildcard $(RESULTS)/rl/log.jsonl),$(PY) -m selfdebug.rl.curves $(RESULTS)/rl/log.jsonl figures/rl_curves.png,)
 	$(MODELS_REPORT)
 	@touch $@
 
@@ -132,8 +135,10 @@ SFT_DONE := $(SFT)/.done
 SFT_RESULTS := figures/results/cpu-sft
 # the base and the SFT model side by side, with paired differences (only once the SFT results exist)
 # (tested when the recipe runs: evaluate-sft writes the results in the same invocation)
+RL_RESULTS := figures/results/cpu-rl
 MODELS_REPORT = if [ -f $(SFT_RESULTS)/config.yaml ]; then $(PY) -m selfdebug.report.models $(RESULTS) \
-	"LeDex SFT=$(SFT_RESULTS)" --out figures; fi
+	"LeDex SFT=$(SFT_RESULTS)" $(if $(wildcard $(RL_RESULTS)/config.yaml),"LeDex RL=$(RL_RESULTS)" \
+	--pair "LeDex RL-LeDex SFT",) --out figures; fi
 
 sft: $(SFT_DONE)
 ifeq ($(PROFILE),cpu)
@@ -161,11 +166,42 @@ evaluate-sft: setup
 	@mkdir -p $(SFT_RESULTS)/common && cp runs/cpu-sft/evaluate/common/*.jsonl.gz $(SFT_RESULTS)/common/
 	$(MODELS_REPORT)
 
+# ---- reinforcement learning (paper §2.3): notebook 05 after SFT, then the RL model's evaluation -----------------
+RL := $(RUN)/rl
+RL_DONE := $(RL)/.done
+
+rl: $(RL_DONE)
+ifeq ($(PROFILE),cpu)
+	@mkdir -p $(RESULTS)/rl
+	cp $(RL)/summary.json $(RL)/log.jsonl $(RL)/config.yaml $(RESULTS)/rl/
+	-cp $(RL)/time.txt $(RESULTS)/rl/
+	$(PY) -m selfdebug.rl.curves $(RESULTS)/rl/log.jsonl figures/rl_curves.png
+endif
+
+$(RL_DONE): $(SFT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/05_rl.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+	@mkdir -p $(RL)
+	@echo "rl: the log is $(RL)/rl.log: tail -f it to follow"
+	$(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(RL)/time.txt,) $(VENV)/bin/papermill --log-output \
+	    --no-progress-bar notebooks/05_rl.ipynb $(RL)/05_rl.ipynb -p profile $(PROFILE)
+	@touch $@
+
+# The cpu-rl profile is the cpu profile with the adapter of `make rl` as its model.
+evaluate-rl: setup
+	$(MAKE) --no-print-directory rl PROFILE=cpu
+	$(MAKE) --no-print-directory stages PROFILE=cpu-rl
+	@mkdir -p $(RL_RESULTS)/samples
+	cp runs/cpu-rl/evaluate/config.yaml runs/cpu-rl/evaluate/summary.json $(RL_RESULTS)/
+	-cp runs/cpu-rl/evaluate/time.txt $(RL_RESULTS)/
+	cp runs/cpu-rl/evaluate/samples/*.jsonl.gz $(RL_RESULTS)/samples/
+	@mkdir -p $(RL_RESULTS)/common && cp runs/cpu-rl/evaluate/common/*.jsonl.gz $(RL_RESULTS)/common/
+	$(MODELS_REPORT)
+
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
 figures: setup
 	$(PY) -m selfdebug.report $(RESULTS) figures
 	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
 	$(if $(wildcard $(RESULTS)/sft/log.jsonl),$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png,)
+	$(if $(wildcard $(RESULTS)/rl/log.jsonl),$(PY) -m selfdebug.rl.curves $(RESULTS)/rl/log.jsonl figures/rl_curves.png,)
 	$(MODELS_REPORT)
 
 # The executed evaluation notebook as JupyterLab shows it, and the human-rating notebook with an item, for the

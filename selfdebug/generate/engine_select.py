@@ -69,6 +69,11 @@ def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
     base = lora_base(p)
     if base is not None:
         gguf, why = gguf_for({"id": base})
+        if gguf is None and _get(model_cfg, "lora_serving", "merged") == "merged" and _exportable(Path(base)):
+            # an adapter over a transformers folder (the RL adapter over the merged SFT model): merged into
+            # the folder's weights and written as one GGUF (generate._merged_gguf), so it needs no base GGUF
+            return str(p / "merged.f16.gguf"), (f"{p} is a LoRA adapter over the transformers folder {base}, "
+                                                "served by llama.cpp merged into one GGUF")
         if gguf is None:
             return None, f"{p} is a LoRA adapter over {base}, which is not a GGUF ({why})"
         return gguf, (f"{p} is a LoRA adapter over {base} ({why}), served by llama.cpp (model key lora_serving: "
@@ -82,6 +87,18 @@ def gguf_for(model_cfg: Any) -> tuple[str | None, str]:
         if converted:
             return converted, f"{p} is the bf16 conversion of the {converted} GGUF"
     return None, f"model {mid!r} is not a GGUF (HF folder or hub id: trained weights need hf)"
+
+
+def _exportable(folder: Path) -> bool:
+    """A local transformers folder whose architecture ``gguf_export`` writes (Qwen2)."""
+    import json
+
+    from .gguf_export import ARCH
+
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type") == ARCH
+    except (OSError, ValueError):
+        return False
 
 
 def lora_base(folder: Path) -> str | None:
