@@ -78,11 +78,7 @@ $(RESULTS)/.copied: runs/cpu/evaluate/.done
 	@touch $@
 
 figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
-	$(PY) -m selfdebug.report $(RESULTS) figures
-	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
-	$(if $(wildcard $(RESULTS)/sft/log.jsonl),$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png,)
-	$(if $(wildcard $(RESULTS)/rl/log.jsonl),$(PY) -m selfdebug.rl.curves $(RESULTS)/rl/log.jsonl figures/rl_curves.png,)
-	$(MODELS_REPORT)
+	$(REPORT)
 	@touch $@
 
 # Evaluated after setup, so the profile can be read with the project's own loader.
@@ -133,12 +129,9 @@ $(COLLECT_DONE): configs/$(PROFILE).yaml configs/base.yaml $(COLLECT_NOTEBOOKS:%
 SFT := $(RUN)/sft
 SFT_DONE := $(SFT)/.done
 SFT_RESULTS := figures/results/cpu-sft
-# the base and the SFT model side by side, with paired differences (only once the SFT results exist)
-# (tested when the recipe runs: evaluate-sft writes the results in the same invocation)
-RL_RESULTS := figures/results/cpu-rl
-MODELS_REPORT = if [ -f $(SFT_RESULTS)/config.yaml ]; then $(PY) -m selfdebug.report.models $(RESULTS) \
-	"LeDex SFT=$(SFT_RESULTS)" $(if $(wildcard $(RL_RESULTS)/config.yaml),"LeDex RL=$(RL_RESULTS)" \
-	--pair "LeDex RL-LeDex SFT",) --out figures; fi
+# Every table and figure of the cpu profile from its committed compact results (notebook 08's assemble: the
+# base, the collection, the curves, the tables by model for the trained models evaluated, ours beside the paper's).
+REPORT = $(PY) -m selfdebug.report.assemble --profile cpu --out figures
 
 sft: $(SFT_DONE)
 ifeq ($(PROFILE),cpu)
@@ -164,11 +157,12 @@ evaluate-sft: setup
 	-cp runs/cpu-sft/evaluate/time.txt $(SFT_RESULTS)/
 	cp runs/cpu-sft/evaluate/samples/*.jsonl.gz $(SFT_RESULTS)/samples/
 	@mkdir -p $(SFT_RESULTS)/common && cp runs/cpu-sft/evaluate/common/*.jsonl.gz $(SFT_RESULTS)/common/
-	$(MODELS_REPORT)
+	$(REPORT)
 
 # ---- reinforcement learning (paper §2.3): notebook 05 after SFT, then the RL model's evaluation -----------------
 RL := $(RUN)/rl
 RL_DONE := $(RL)/.done
+RL_RESULTS := figures/results/cpu-rl
 
 rl: $(RL_DONE)
 ifeq ($(PROFILE),cpu)
@@ -194,15 +188,11 @@ evaluate-rl: setup
 	-cp runs/cpu-rl/evaluate/time.txt $(RL_RESULTS)/
 	cp runs/cpu-rl/evaluate/samples/*.jsonl.gz $(RL_RESULTS)/samples/
 	@mkdir -p $(RL_RESULTS)/common && cp runs/cpu-rl/evaluate/common/*.jsonl.gz $(RL_RESULTS)/common/
-	$(MODELS_REPORT)
+	$(REPORT)
 
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
 figures: setup
-	$(PY) -m selfdebug.report $(RESULTS) figures
-	$(if $(wildcard $(RESULTS)/collect/results.json),$(PY) -m selfdebug.collect.table1 $(RESULTS)/collect figures,)
-	$(if $(wildcard $(RESULTS)/sft/log.jsonl),$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png,)
-	$(if $(wildcard $(RESULTS)/rl/log.jsonl),$(PY) -m selfdebug.rl.curves $(RESULTS)/rl/log.jsonl figures/rl_curves.png,)
-	$(MODELS_REPORT)
+	$(REPORT)
 
 # The executed evaluation notebook as JupyterLab shows it, and the human-rating notebook with an item, for the
 # README: headless Chromium from Debian's packages (installed here when missing).

@@ -219,6 +219,25 @@ class RlConfig:
 
 
 @dataclass
+class ReportConfig:
+    """What notebook 08 assembles into ``figures/`` (``selfdebug.report.assemble``). Folders are relative to the
+    repository root; one that does not exist is left out and named in the report."""
+
+    results: str | None = None
+    """The base model's evaluation results (config.yaml + samples/); default ``runs/<profile>/evaluate``."""
+    models: dict[str, str] = field(default_factory=dict)
+    """Label -> evaluation results of a trained model evaluated like the base (``LeDex SFT``, ``LeDex RL``)."""
+    pairs: list[list[str]] = field(default_factory=list)
+    """``[A, B]``: also the paired difference A minus B of two labelled models (RL minus SFT)."""
+    collection: str | None = None
+    """A collection's ``results.json`` folder (Table 1); default ``runs/<profile>/collect``."""
+    sft_log: str | None = None
+    """An SFT run's ``log.jsonl`` (loss curves); default ``runs/<profile>/sft/log.jsonl``."""
+    rl_log: str | None = None
+    """An RL run's ``log.jsonl`` (reward curves); default ``runs/<profile>/rl/log.jsonl``."""
+
+
+@dataclass
 class Config:
     profile: str
     seed: int = 0
@@ -231,6 +250,7 @@ class Config:
     collect: CollectConfig = field(default_factory=CollectConfig)
     sft: SftConfig = field(default_factory=SftConfig)
     rl: RlConfig = field(default_factory=RlConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -381,6 +401,11 @@ def _validate(config: Config, where: str) -> None:
     _validate_collect(config.collect, where)
     _validate_sft(config.sft, where)
     _validate_rl(config.rl, where)
+    labels = {"base", *config.report.models}
+    for pair in config.report.pairs:
+        if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= labels:
+            raise ConfigError(f"{where}: report.pairs entry {pair!r} must name two different models of "
+                              f"{sorted(labels)} (base or a report.models label)")
 
 
 def _validate_sft(sc: SftConfig, where: str) -> None:

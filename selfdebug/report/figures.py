@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,20 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _themed(draw: Callable[..., Path]) -> Callable[..., Path]:
+    """Draw under seaborn's theme without leaving it set: figures drawn later in the same process (the SFT and
+    RL curves, Table 1's) look as when drawn alone, so a rebuild is byte-identical in any order."""
+
+    @functools.wraps(draw)
+    def themed(*args: Any, **kwargs: Any) -> Path:
+        with plt.rc_context():
+            sns.set_theme(style="whitegrid", context="paper")
+            return draw(*args, **kwargs)
+
+    return themed
+
+
+@_themed
 def selfdebug_bars(all_metrics: dict[str, Any], out: str | Path, title: str = "", round_: int = 1) -> Path:
     """pass@k of Init. / Refine / Expl.+Refine / Resample after one round, per benchmark, with 95% CIs."""
     rows = []
@@ -37,7 +53,6 @@ def selfdebug_bars(all_metrics: dict[str, Any], out: str | Path, title: str = ""
                              "value": 100 * e["value"], "low": 100 * e["ci_low"], "high": 100 * e["ci_high"]})
     df = pd.DataFrame(rows)
     ks = sorted(df["k"].unique())
-    sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(ks), figsize=(4.2 * len(ks), 3.4), squeeze=False, sharey=True)
     hue_order = [a for a in PALETTE if a in set(df["approach"])]
     for ax, k in zip(axes[0], ks, strict=False):
@@ -64,6 +79,7 @@ def selfdebug_bars(all_metrics: dict[str, Any], out: str | Path, title: str = ""
     return _save(fig, Path(out))
 
 
+@_themed
 def rounds_figure(all_metrics: dict[str, Any], out: str | Path, k: int = 1, title: str = "") -> Path:
     """Paper Fig. 4: pass@k after each refinement round (0 = initial samples), per benchmark or group.
 
@@ -71,7 +87,6 @@ def rounds_figure(all_metrics: dict[str, Any], out: str | Path, k: int = 1, titl
     df = rounds_frame(all_metrics)
     df = df[df["k"] == k]
     scopes = list(dict.fromkeys(df["scope"]))
-    sns.set_theme(style="whitegrid", context="paper")
     fig, axes = plt.subplots(1, len(scopes), figsize=(3.6 * len(scopes), 3.2), squeeze=False)
     for ax, scope in zip(axes[0], scopes, strict=False):
         sub = df[df["scope"] == scope]

@@ -48,6 +48,14 @@ def check_comparable(base: dict[str, Any], trained: dict[str, Any], label: str) 
                          f"{t!r} vs {b!r}); a paired difference needs the same problems, samples and settings")
 
 
+Pair = tuple[str, str]
+"""``(a, b)``: the paired difference a minus b (each trained model minus the base; RL minus SFT)."""
+
+
+def pair_label(a: str, b: str) -> str:
+    return f"{a} − {b} (paired)"
+
+
 def _delta_entry(diffs: list[dict[str, Any]], chain: str, round_: int, metric: str) -> dict[str, Any] | None:
     return next((d for d in diffs if (d["chain"], d["round"], d["metric"]) == (chain, round_, metric)), None)
 
@@ -57,7 +65,7 @@ def _chains(metrics: dict[str, Any]) -> list[str]:
     return [c for c in ("init", "refine", "explain_refine", "resample") if c in present]
 
 
-def models_table2(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str, Any]], round_: int = 1) -> pd.DataFrame:
+def models_table2(metrics: dict[str, dict[str, Any]], diffs: dict[Pair, dict[str, Any]], round_: int = 1) -> pd.DataFrame:
     """pass@k per benchmark: every model's rows, then each trained model minus the base (paired CI)."""
     base = metrics[BASE_LABEL]
     benches = [b for b in BENCH_ORDER if b in base["benchmarks"]]
@@ -70,10 +78,10 @@ def models_table2(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str,
                 for k in m["ks"]:
                     row[f"{BENCH_LABELS[b]} pass@{k}"] = _pct(_lookup(m["benchmarks"][b], chain, r, k))
             rows.append(row)
-    for label, d in diffs.items():
-        for chain in _chains(metrics[label]):
+    for (minuend, subtrahend), d in diffs.items():
+        for chain in _chains(metrics[minuend]):
             r = 0 if chain == "init" else round_
-            row = {"Model": f"{label} − {BASE_LABEL} (paired)", "Approach": PROMPT_LABELS[chain]}
+            row = {"Model": pair_label(minuend, subtrahend), "Approach": PROMPT_LABELS[chain]}
             for b in benches:
                 for k in base["ks"]:
                     e = _delta_entry(d["benchmarks"].get(b, []), chain, r, f"pass@{k}")
@@ -82,7 +90,7 @@ def models_table2(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str,
     return pd.DataFrame(rows)
 
 
-def models_table3(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str, Any]], round_: int = 1) -> pd.DataFrame:
+def models_table3(metrics: dict[str, dict[str, Any]], diffs: dict[Pair, dict[str, Any]], round_: int = 1) -> pd.DataFrame:
     """Pooled pass@k per benchmark group, per model, with each trained model's paired difference."""
     rows = []
     base = metrics[BASE_LABEL]
@@ -93,14 +101,14 @@ def models_table3(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str,
                 row = {"Benchmarks": group_label(group, gm), "Metric": f"pass@{k}", "Approach": PROMPT_LABELS[chain]}
                 for label, m in metrics.items():
                     row[label] = _pct(_lookup(m["groups"][group], chain, r, k)) if group in m["groups"] else "–"
-                for label, d in diffs.items():
+                for (minuend, subtrahend), d in diffs.items():
                     e = _delta_entry(d["groups"].get(group, []), chain, r, f"pass@{k}")
-                    row[f"{label} − {BASE_LABEL} (paired)"] = _delta(e) if e else "–"
+                    row[pair_label(minuend, subtrahend)] = _delta(e) if e else "–"
                 rows.append(row)
     return pd.DataFrame(rows)
 
 
-def models_table4(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str, Any]], round_: int = 1) -> pd.DataFrame:
+def models_table4(metrics: dict[str, dict[str, Any]], diffs: dict[Pair, dict[str, Any]], round_: int = 1) -> pd.DataFrame:
     """Success-refinement rate per benchmark, per model, then each trained model minus the base (paired)."""
     base = metrics[BASE_LABEL]
     benches = [b for b in BENCH_ORDER if b in base["benchmarks"]]
@@ -113,8 +121,8 @@ def models_table4(metrics: dict[str, dict[str, Any]], diffs: dict[str, dict[str,
                          None)
                 row[BENCH_LABELS[b]] = _pct(e) + (f" ({e['fixed']}/{e['wrong']})" if e else "")
             rows.append(row)
-        for label, d in diffs.items():
-            row = {"Model": f"{label} − {BASE_LABEL} (paired)", "Approach": PROMPT_LABELS[chain]}
+        for (minuend, subtrahend), d in diffs.items():
+            row = {"Model": pair_label(minuend, subtrahend), "Approach": PROMPT_LABELS[chain]}
             for b in benches:
                 e = _delta_entry(d["benchmarks"].get(b, []), chain, round_, "success_rate")
                 row[BENCH_LABELS[b]] = _delta(e) if e else "–"
@@ -141,16 +149,18 @@ def common_table(common: dict[str, dict[str, list[dict[str, Any]]]], labels: lis
                 row["wrong programs"] = e["programs"]
                 row[BASE_LABEL] = f"{_fmt(e['base'])} ({e['fixed_base']})"
                 row[label] = f"{_fmt(e['trained'])} ({e['fixed_trained']})"
-                row[f"{label} − {BASE_LABEL} (paired)"] = _fmt(e["diff"], delta=True)
+                row[pair_label(label, BASE_LABEL)] = _fmt(e["diff"], delta=True)
             if len(row) > 2:
                 rows.append(row)
     return pd.DataFrame(rows)
 
 
 def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], out_dir: str | Path,
-                   prefix: str = "models_") -> dict[str, Any]:
+                   prefix: str = "models_", pairs: list[Pair] = ()) -> dict[str, Any]:
     """Write ``<prefix>table2_passk``, ``table3_overall``, ``table4_success_rate`` (CSV and Markdown) and
-    ``<prefix>compare.json`` (every paired difference) to ``out_dir``; return the comparison."""
+    ``<prefix>compare.json`` (every paired difference) to ``out_dir``; return the comparison. Each trained
+    model is paired with the base; ``pairs`` adds differences between trained models (``("LeDex RL",
+    "LeDex SFT")``: RL minus SFT, the paper's Table 3 delta for RL)."""
     from selfdebug.report import load_results
 
     if BASE_LABEL in trained_dirs:
@@ -159,25 +169,34 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
     ev = base_cfg["evaluate"]
     boot = {"n_boot": ev["bootstrap"], "ci": ev["ci"], "seed": base_cfg["seed"]}
     metrics = {BASE_LABEL: compute_all(base_records, ev["ks"], **boot)}
-    diffs, models = {}, {BASE_LABEL: base_cfg["model"]["id"]}
+    records_of = {BASE_LABEL: base_records}
+    diffs: dict[Pair, dict[str, Any]] = {}
+    models = {BASE_LABEL: base_cfg["model"]["id"]}
     common: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for label, folder in trained_dirs.items():
         cfg, records = load_results(folder)
         check_comparable(base_cfg, cfg, label)
         metrics[label] = compute_all(records, ev["ks"], **boot)
-        diffs[label] = compare_runs(records, base_records, ev["ks"], **boot)
+        diffs[(label, BASE_LABEL)] = compare_runs(records, base_records, ev["ks"], **boot)
+        records_of[label] = records
         models[label] = cfg["model"]["id"]
         folder_common = Path(folder) / COMMON_DIR
         if folder_common.is_dir():
             common[label] = {p.name.split(".")[0]: compare_common(list(read_jsonl(p)), base_records[p.name.split(".")[0]],
                                                                    **boot)
                              for p in sorted(folder_common.glob("*.jsonl*"))}
+    for a, b in pairs:
+        unknown = [x for x in (a, b) if x not in records_of]
+        if unknown or a == b:
+            raise ValueError(f"pair {a!r} - {b!r}: " + (f"no model labelled {unknown[0]!r} (labels: "
+                             f"{sorted(records_of)})" if unknown else "a model paired with itself"))
+        diffs[(a, b)] = compare_runs(records_of[a], records_of[b], ev["ks"], **boot)
     out_dir = Path(out_dir)
     note = (f"Profile `{base_cfg['profile']}`: n={ev['n_samples']} samples per problem at T={ev['temperature']}, "
             f"{ev['limit'] or 'all'} problems per benchmark, the same problems and seeds for every model. Models: "
             + ", ".join(f"{k} = `{v}`" for k, v in models.items()) + ". Values in %, with "
-            f"{int(100 * ev['ci'])}% bootstrap CIs over problems; a \"(paired)\" row is the trained model minus the "
-            "base in points, both resampled with the same problems (paired bootstrap).")
+            f"{int(100 * ev['ci'])}% bootstrap CIs over problems; an \"a − b (paired)\" row is model a minus model b "
+            "in points, both resampled with the same problems (paired bootstrap).")
     write_table(models_table2(metrics, diffs), out_dir, f"{prefix}table2_passk",
                 "Table 2 by model: pass@k of initial and refined solutions", note)
     write_table(models_table3(metrics, diffs), out_dir, f"{prefix}table3_overall",
@@ -192,24 +211,28 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
                     "of those programs each fixes (count in brackets), and the trained model minus the base, "
                     "paired by program (problems resampled with their programs). Sandbox failures are left out. "
                     + note)
-    result = {"models": models, "diffs": diffs, "common": common, "ks": ev["ks"], "ci": ev["ci"], "n_boot": ev["bootstrap"]}
+    result = {"models": models, "diffs": {f"{a} - {b}": d for (a, b), d in diffs.items()}, "common": common,
+              "ks": ev["ks"], "ci": ev["ci"], "n_boot": ev["bootstrap"]}
     atomic_write_json(out_dir / f"{prefix}compare.json", result)
-    return result
+    return {**result, "metrics": metrics}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Trained models beside their base: tables with paired differences")
     ap.add_argument("base", help="the base model's evaluation results folder")
     ap.add_argument("trained", nargs="+", help="LABEL=FOLDER of each trained model's evaluation results")
+    ap.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"),
+                    help="also the paired difference A minus B of two labelled models, e.g. 'LeDex RL' 'LeDex SFT'")
     ap.add_argument("--out", default="figures")
     args = ap.parse_args(argv)
+    pairs = [(a, b) for a, b in args.pair]
     trained = {}
     for item in args.trained:
         label, sep, folder = item.partition("=")
         if not sep or not label or not folder:
             ap.error(f"trained runs are LABEL=FOLDER, got {item!r}")
         trained[label] = folder
-    compare_models(args.base, trained, args.out)
+    compare_models(args.base, trained, args.out, pairs=pairs)
 
 
 if __name__ == "__main__":

@@ -75,3 +75,23 @@ def test_the_common_wrong_programs_table_pairs_models_by_program(tmp_path):
     line = next(x for x in md.splitlines() if "Expl.+Refine" in x)
     # base: 5 wrong programs (A1, B0, B1, C0, C1), its Expl.+Refine fixed none of them; SFT all 5
     assert "| 5 " in line and "0.00" in line and "100.00" in line and "+100.00" in line
+
+
+def test_a_pair_of_trained_models_gets_its_own_paired_difference(tmp_path):
+    base = _folder(tmp_path / "base", "embedded", BASE)
+    sft = _folder(tmp_path / "sft", "runs/t/sft/model", SFT)
+    # RL: C's second sample is right too -> Init. (1 + 0 + 1 + 1) / 4 = 75%, SFT 62.5%
+    rl = _folder(tmp_path / "rl", "runs/t/rl/model", {**SFT, "C": [RIGHT, RIGHT]})
+    main([str(base), f"LeDex SFT={sft}", f"LeDex RL={rl}", "--pair", "LeDex RL", "LeDex SFT",
+          "--out", str(tmp_path / "out")])
+    t2 = (tmp_path / "out" / "models_table2_passk.md").read_text()
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.split("|")[3].strip()
+            for line in t2.splitlines() if line.startswith("| ") and "Model" not in line}
+    assert rows[("LeDex RL − LeDex SFT (paired)", "Init.")].startswith("+12.50 [")
+    assert rows[("LeDex RL − base (paired)", "Init.")].startswith("+37.50 [")
+    t3 = (tmp_path / "out" / "models_table3_overall.md").read_text()
+    assert "LeDex RL − LeDex SFT (paired)" in t3.splitlines()[2]  # a column of its own
+    compare = json.loads((tmp_path / "out" / "models_compare.json").read_text())
+    assert set(compare["diffs"]) == {"LeDex SFT - base", "LeDex RL - base", "LeDex RL - LeDex SFT"}
+    with pytest.raises(ValueError, match="no model labelled 'LeDex PPO'"):
+        compare_models(base, {"LeDex SFT": sft}, tmp_path / "out", pairs=[("LeDex PPO", "LeDex SFT")])

@@ -1,0 +1,165 @@
+"""Every table and figure of a profile in one place (notebook 08 and ``make figures``):
+
+- Tables 2-4, the rounds figure (Figure 4) and the run summary of the base model (``build_report``);
+- Table 1 of the collection (``collect.table1``); the SFT and RL curves;
+- Tables 2-4 by model, with paired differences (``report.models``), for the trained models that were evaluated;
+- ``paper_comparison.{md,csv}``: our values beside the paper's (``report.paper``), labelled with model and scale;
+- ``table9_explanations.md``: the paper's Table 9 and, where notebook 07 scored explanations, ours;
+- ``report.md``: what was assembled from where, and what was not there.
+
+Everything is recomputed from committed compact results (per-sample records, step logs, ``results.json``), so a
+fresh clone rebuilds it in seconds: ``python -m selfdebug.report.assemble --profile cpu --out figures``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from selfdebug.config import REPO_ROOT, Config, load_config
+from selfdebug.io import atomic_write_text, read_jsonl
+
+log = logging.getLogger(__name__)
+EXPLANATION_SCORES = "explanations/scores.json"
+"""Beside a model's evaluation results: notebook 07's mean explanation score per judge (Table 9)."""
+
+
+def _path(value: str | None, default: str) -> Path:
+    p = Path(value or default)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def ours_label(config: dict[str, Any], collection: dict[str, Any] | None) -> str:
+    """Our column's heading: model, profile, problems, samples and the training data's size."""
+    from selfdebug.generate.model_specs import MODELS
+
+    mid = config["model"]["id"]
+    name = MODELS[mid].upstream if mid in MODELS else mid
+    ev = config["evaluate"]
+    scale = (f"{ev['limit']} problems per benchmark" if ev.get("limit") else "all problems") + \
+        f", n={ev['n_samples']} at T={ev['temperature']}"
+    if collection:
+        counts = collection.get("counts", {})
+        data = counts.get("explained_pairs")
+        scale += f"; trained on its own collection ({data} explained pairs)" if data is not None else ""
+    return f"ours: {name} ({config['profile']} profile; {scale})"
+
+
+def table9(paper: Any, scores: dict[str, dict[str, float]]) -> str:
+    """The paper's Table 9 (mean 1-5 explanation score per model, by rater) and our scores where measured."""
+    rows = paper[paper["table"] == "Table 9"]
+    lines = ["### Table 9: explanation quality (mean score, 1-5)", "",
+             "| rater | model | approach | score |", "|---|---|---|---|"]
+    for r in rows.to_dict("records"):
+        rater = r["metric"].removeprefix("explanation score (").rstrip(")")
+        lines.append(f"| {rater} | paper: {r['model']} | {r['approach']} | {r['value']:.2f} |")
+    if scores:
+        for label, by_judge in scores.items():
+            for judge, value in by_judge.items():
+                lines.append(f"| {judge} | ours | {label} | {value:.2f} |")
+    else:
+        lines += ["", "Ours: not measured for this profile (no `explanations/scores.json` beside the evaluation "
+                  "results; notebook 07 writes it)."]
+    return "\n".join(lines) + "\n"
+
+
+def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
+    """Write the profile's tables and figures to ``out_dir``; return what was written and what was missing."""
+    import pandas as pd
+
+    from selfdebug.report import build_report, load_results
+    from selfdebug.report.models import compare_models
+    from selfdebug.report.paper import comparison, ours_collection, ours_results, paper_results
+    from selfdebug.report.tables import write_table
+
+    rc, profile = config.report, config.profile
+    out = _path(str(out_dir), "figures")
+    out.mkdir(parents=True, exist_ok=True)
+    results = _path(rc.results, f"runs/{profile}/evaluate")
+    made: dict[str, list[str]] = {}
+    missing: list[str] = []
+    base_metrics = build_report(results, out)
+    made["base model: Tables 2-4, Figure 4, run summary"] = [str(results)]
+    collection_dir = _path(rc.collection, f"runs/{profile}/collect")
+    collection = None
+    if (collection_dir / "results.json").is_file():
+        from selfdebug.collect.table1 import write_table1
+
+        collection = json.loads((collection_dir / "results.json").read_text())
+        write_table1(collection, out)
+        made["Table 1 (collection)"] = [str(collection_dir)]
+    else:
+        missing.append(f"Table 1: no {collection_dir / 'results.json'}")
+    for stage, value, default, figure in (("SFT", rc.sft_log, f"runs/{profile}/sft/log.jsonl", "sft_curves.png"),
+                                          ("RL", rc.rl_log, f"runs/{profile}/rl/log.jsonl", "rl_curves.png")):
+        log_path = _path(value, default)
+        if not log_path.is_file():
+            missing.append(f"{stage} curves: no {log_path}")
+            continue
+        if stage == "SFT":
+            from selfdebug.sft.curves import curves_figure
+        else:
+            from selfdebug.rl.curves import curves_figure
+        curves_figure(list(read_jsonl(log_path)), out / figure, stage)
+        made[f"{stage} curves ({figure})"] = [str(log_path)]
+    models = {label: _path(folder, folder) for label, folder in rc.models.items()}
+    present = {label: p for label, p in models.items() if (p / "config.yaml").is_file()}
+    missing += [f"{label}: no evaluation results in {p}" for label, p in models.items() if label not in present]
+    metrics = {"base": base_metrics}
+    if present:
+        pairs = [(a, b) for a, b in rc.pairs if {a, b} <= {"base", *present}]
+        compared = compare_models(results, {k: str(v) for k, v in present.items()}, out, pairs=pairs)
+        metrics.update(compared["metrics"])
+        made["Tables 2-4 by model (models_*)"] = [str(p) for p in present.values()]
+    base_config, _ = load_results(results)
+    paper = paper_results()
+    label = ours_label(base_config, collection)
+    ev = base_config["evaluate"]
+    ours = ours_results(metrics)
+    if collection is not None:
+        ours = pd.concat([ours_collection(collection["table1"]), ours], ignore_index=True)
+    write_table(comparison(paper, ours, label), out, "paper_comparison",
+                "Our numbers beside the paper's (Tables 1, 2, 3, 4, 9, 11)",
+                f"**Not the paper's setting.** Ours: {label.removeprefix('ours: ')}, with "
+                f"{int(100 * ev['ci'])}% bootstrap CIs over problems. The paper: 7-15B models trained on GPT-3.5-Turbo "
+                "data (tens of thousands of verified refinements), 100 samples per problem on the whole benchmarks. "
+                "The paper's values are parsed from data/paper/LEDEX.md (its Tables 2, 3, 4, 9 and 11); the paper "
+                "reports no interval. \"–\": not measured. Table 3's paper values are the overall pass@k with its "
+                "deltas left out; Table 4's is the average over the four benchmarks (ours: " +
+                "HumanEval and HumanEval+, which score the same samples, count once).")
+    scores = {}
+    for lab, folder in {"base": results, **present}.items():
+        path = folder / EXPLANATION_SCORES
+        if path.is_file():
+            scores[lab] = json.loads(path.read_text())
+    atomic_write_text(out / "table9_explanations.md", table9(paper, scores))
+    summary = {"profile": profile, "made": made, "missing": missing}
+    lines = [f"### What `{profile}`'s report was assembled from", ""]
+    lines += [f"- {what}: " + ", ".join(f"`{_rel(s)}`" for s in src) for what, src in made.items()]
+    lines += ["", "Not there (left out):" if missing else "Nothing was missing.", ""]
+    lines += [f"- {_rel(m)}" for m in missing]
+    atomic_write_text(out / "report.md", "\n".join(lines).rstrip() + "\n")
+    log.info("report of %s: %d parts written to %s; %d missing", profile, len(made), out, len(missing))
+    return summary
+
+
+def _rel(text: str) -> str:
+    return text.replace(str(REPO_ROOT) + "/", "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="a profile's tables and figures from its compact results")
+    ap.add_argument("--profile", required=True)
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--out", default="figures")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    summary = assemble(load_config(args.profile, args.override), args.out)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
