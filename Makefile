@@ -125,70 +125,64 @@ $(COLLECT_DONE): configs/$(PROFILE).yaml configs/base.yaml $(COLLECT_NOTEBOOKS:%
 	done
 	@touch $@
 
-# ---- supervised fine-tuning (paper §2.2): notebook 04, then the trained model's evaluation ----------------------
+# ---- training (paper §2.2-2.3): notebook 04 (SFT) and 05 (RL after SFT), then each trained model's evaluation ------
 SFT := $(RUN)/sft
 SFT_DONE := $(SFT)/.done
-SFT_RESULTS := figures/results/cpu-sft
-# Every table and figure of the cpu profile from its committed compact results (notebook 08's assemble: the
-# base, the collection, the curves, the tables by model for the trained models evaluated, ours beside the paper's).
-REPORT = $(PY) -m selfdebug.report.assemble --profile cpu --out figures
-
-sft: $(SFT_DONE)
-ifeq ($(PROFILE),cpu)
-	@mkdir -p $(RESULTS)/sft
-	cp $(SFT)/summary.json $(SFT)/log.jsonl $(SFT)/config.yaml $(RESULTS)/sft/
-	-cp $(SFT)/time.txt $(RESULTS)/sft/
-	$(PY) -m selfdebug.sft.curves $(RESULTS)/sft/log.jsonl figures/sft_curves.png
-endif
-
-$(SFT_DONE): $(COLLECT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/04_sft.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
-	@mkdir -p $(SFT)
-	@echo "sft: the log is $(SFT)/sft.log: tail -f it to follow"
-	$(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(SFT)/time.txt,) $(VENV)/bin/papermill --log-output \
-	    --no-progress-bar notebooks/04_sft.ipynb $(SFT)/04_sft.ipynb -p profile $(PROFILE)
-	@touch $@
-
-# The cpu-sft profile is the cpu profile with the adapter of `make sft` as its model.
-evaluate-sft: setup
-	$(MAKE) --no-print-directory sft PROFILE=cpu
-	$(MAKE) --no-print-directory stages PROFILE=cpu-sft
-	@mkdir -p $(SFT_RESULTS)/samples
-	cp runs/cpu-sft/evaluate/config.yaml runs/cpu-sft/evaluate/summary.json $(SFT_RESULTS)/
-	-cp runs/cpu-sft/evaluate/time.txt $(SFT_RESULTS)/
-	cp runs/cpu-sft/evaluate/samples/*.jsonl.gz $(SFT_RESULTS)/samples/
-	@mkdir -p $(SFT_RESULTS)/common && cp runs/cpu-sft/evaluate/common/*.jsonl.gz $(SFT_RESULTS)/common/
-	$(REPORT)
-
-# ---- reinforcement learning (paper §2.3): notebook 05 after SFT, then the RL model's evaluation -----------------
 RL := $(RUN)/rl
 RL_DONE := $(RL)/.done
-RL_RESULTS := figures/results/cpu-rl
+# Every table and figure of the cpu profile from its committed compact results (notebook 08's assemble: the
+# base, the collection, the SFT and RL curves, the tables by model for the trained models evaluated, ours beside
+# the paper's).
+REPORT = $(PY) -m selfdebug.report.assemble --profile cpu --out figures
+
+# $(call TRAIN,<folder>,<notebook>): the notebook by papermill into the stage's folder, timed by GNU time.
+define TRAIN
+	@mkdir -p $(1)
+	@echo "$(notdir $(1)): the log is $(1)/$(notdir $(1)).log: tail -f it to follow"
+	$(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(1)/time.txt,) $(VENV)/bin/papermill --log-output \
+	    --no-progress-bar notebooks/$(2).ipynb $(1)/$(2).ipynb -p profile $(PROFILE)
+	@touch $@
+endef
+
+# $(call KEEP_TRAINED,<stage>): for cpu, a training run's compact results beside the figures, then the report.
+define KEEP_TRAINED
+	$(if $(filter cpu,$(PROFILE)),@mkdir -p $(RESULTS)/$(1))
+	$(if $(filter cpu,$(PROFILE)),cp $(RUN)/$(1)/summary.json $(RUN)/$(1)/log.jsonl $(RUN)/$(1)/config.yaml $(RESULTS)/$(1)/)
+	$(if $(filter cpu,$(PROFILE)),-cp $(RUN)/$(1)/time.txt $(RESULTS)/$(1)/)
+	$(if $(filter cpu,$(PROFILE)),$(REPORT))
+endef
+
+# $(call EVALUATE_TRAINED,<profile>): the cpu profile's trained model (cpu-sft, cpu-rl: the cpu profile with that
+# model) evaluated as the base was; its compact results beside the figures, then the tables by model.
+define EVALUATE_TRAINED
+	$(MAKE) --no-print-directory stages PROFILE=$(1)
+	@mkdir -p figures/results/$(1)/samples figures/results/$(1)/common
+	cp runs/$(1)/evaluate/config.yaml runs/$(1)/evaluate/summary.json figures/results/$(1)/
+	-cp runs/$(1)/evaluate/time.txt figures/results/$(1)/
+	cp runs/$(1)/evaluate/samples/*.jsonl.gz figures/results/$(1)/samples/
+	cp runs/$(1)/evaluate/common/*.jsonl.gz figures/results/$(1)/common/
+	$(REPORT)
+endef
+
+sft: $(SFT_DONE)
+	$(call KEEP_TRAINED,sft)
+
+$(SFT_DONE): $(COLLECT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/04_sft.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+	$(call TRAIN,$(SFT),04_sft)
+
+evaluate-sft: setup
+	$(MAKE) --no-print-directory sft PROFILE=cpu
+	$(call EVALUATE_TRAINED,cpu-sft)
 
 rl: $(RL_DONE)
-ifeq ($(PROFILE),cpu)
-	@mkdir -p $(RESULTS)/rl
-	cp $(RL)/summary.json $(RL)/log.jsonl $(RL)/config.yaml $(RESULTS)/rl/
-	-cp $(RL)/time.txt $(RESULTS)/rl/
-	$(PY) -m selfdebug.rl.curves $(RESULTS)/rl/log.jsonl figures/rl_curves.png
-endif
+	$(call KEEP_TRAINED,rl)
 
 $(RL_DONE): $(SFT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/05_rl.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
-	@mkdir -p $(RL)
-	@echo "rl: the log is $(RL)/rl.log: tail -f it to follow"
-	$(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(RL)/time.txt,) $(VENV)/bin/papermill --log-output \
-	    --no-progress-bar notebooks/05_rl.ipynb $(RL)/05_rl.ipynb -p profile $(PROFILE)
-	@touch $@
+	$(call TRAIN,$(RL),05_rl)
 
-# The cpu-rl profile is the cpu profile with the adapter of `make rl` as its model.
 evaluate-rl: setup
 	$(MAKE) --no-print-directory rl PROFILE=cpu
-	$(MAKE) --no-print-directory stages PROFILE=cpu-rl
-	@mkdir -p $(RL_RESULTS)/samples
-	cp runs/cpu-rl/evaluate/config.yaml runs/cpu-rl/evaluate/summary.json $(RL_RESULTS)/
-	-cp runs/cpu-rl/evaluate/time.txt $(RL_RESULTS)/
-	cp runs/cpu-rl/evaluate/samples/*.jsonl.gz $(RL_RESULTS)/samples/
-	@mkdir -p $(RL_RESULTS)/common && cp runs/cpu-rl/evaluate/common/*.jsonl.gz $(RL_RESULTS)/common/
-	$(REPORT)
+	$(call EVALUATE_TRAINED,cpu-rl)
 
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
 figures: setup

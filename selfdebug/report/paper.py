@@ -213,7 +213,7 @@ def ours_results(metrics: dict[str, dict[str, Any]], round_: int = 1) -> pd.Data
     """Our Tables 2, 3 and 4 as the paper's long frame, from ``evaluate.metrics.compute_all`` output per model
     label (``base``, ``LeDex SFT``, ``LeDex RL``); values in %, with the CI bounds in ``ci_low`` / ``ci_high``."""
     from selfdebug.prompts import PROMPT_LABELS
-    from selfdebug.report.tables import BENCH_LABELS
+    from selfdebug.report.tables import BENCH_LABELS, _lookup
 
     rows: list[dict[str, Any]] = []
 
@@ -229,18 +229,14 @@ def ours_results(metrics: dict[str, dict[str, Any]], round_: int = 1) -> pd.Data
             for k in m["ks"]:
                 for bench, bm in m["benchmarks"].items():
                     if bench in ("mbpp", "humaneval", "mbpp_plus", "humaneval_plus"):
-                        add("Table 2", label, chain, BENCH_LABELS[bench], f"pass@{k}", _entry(bm["pass_at_k"], chain, r, k))
+                        add("Table 2", label, chain, BENCH_LABELS[bench], f"pass@{k}", _lookup(bm, chain, r, k))
                 for group, gm in m["groups"].items():
-                    add("Table 3", label, chain, group, f"pass@{k}", _entry(gm["pass_at_k"], chain, r, k))
+                    add("Table 3", label, chain, group, f"pass@{k}", _lookup(gm, chain, r, k))
             if chain != "init":
-                add("Table 4", label, chain, "average of four", "success rate",
-                    _entry(m.get("success_rate_average", []), chain, round_))
+                average = next((e for e in m.get("success_rate_average", [])
+                                if (e["chain"], e["round"]) == (chain, round_)), None)
+                add("Table 4", label, chain, "average of four", "success rate", average)
     return pd.DataFrame(rows, columns=[*COLUMNS, "ci_low", "ci_high"])
-
-
-def _entry(entries: list[dict[str, Any]], chain: str, round_: int, k: int | None = None) -> dict[str, Any] | None:
-    return next((e for e in entries if e["chain"] == chain and e["round"] == round_ and (k is None or e["k"] == k)),
-                None)
 
 
 def _cell(value: float, low: float | None = None, high: float | None = None) -> str:

@@ -42,24 +42,3 @@ def curves_figure(rows: list[dict[str, Any]], path: str | Path, title: str = "RL
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m selfdebug.rl.curves LOG.jsonl OUT.png``: the figure from an RL run's ``log.jsonl``."""
-    import argparse
-
-    from selfdebug.io import read_jsonl
-
-    ap = argparse.ArgumentParser(description="reward, KL, value-loss and length curves from an RL run's log.jsonl")
-    ap.add_argument("log")
-    ap.add_argument("out")
-    ap.add_argument("--title", default="RL")
-    args = ap.parse_args(argv)
-    rows = list(read_jsonl(args.log))
-    if not any("refinement_reward" in r for r in rows):
-        raise SystemExit(f"{args.log}: no refinement_reward entries; is it an RL run's log.jsonl?")
-    curves_figure(rows, args.out, args.title)
-
-
-if __name__ == "__main__":
-    main()

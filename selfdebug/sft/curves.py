@@ -30,24 +30,3 @@ def curves_figure(history: list[dict[str, Any]], path: str | Path, title: str = 
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m selfdebug.sft.curves LOG.jsonl OUT.png``: the figure from a run's ``log.jsonl``."""
-    import argparse
-
-    from selfdebug.io import read_jsonl
-
-    ap = argparse.ArgumentParser(description="loss and learning-rate curves from an SFT run's log.jsonl")
-    ap.add_argument("log")
-    ap.add_argument("out")
-    ap.add_argument("--title", default="SFT")
-    args = ap.parse_args(argv)
-    history = list(read_jsonl(args.log))
-    if not any("loss" in h for h in history):
-        raise SystemExit(f"{args.log}: no loss entries; is it an SFT run's log.jsonl?")
-    curves_figure(history, args.out, args.title)
-
-
-if __name__ == "__main__":
-    main()
