@@ -222,6 +222,7 @@ bench: setup model
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_greedy.py
 	$(PY) benchmarks/bench_evalplus.py
+	$(PY) benchmarks/bench_rl_memory.py
 	$(MAKE) --no-print-directory bench-collect
 	$(PY) benchmarks/bench_sft.py --profile cpu-teachers
 

@@ -204,6 +204,10 @@ class RlConfig:
     temperature: float = 0.8
     """Rollout temperature (not given): the paper's refinement sampling temperature."""
     max_new_tokens: int = 768
+    logit_chunk: int | None = 128
+    """Response positions whose vocabulary logits exist at once in scoring and updates (None: all at once)."""
+    gradient_checkpointing: bool = True
+    """Recompute the body's activations in each update's backward pass (less memory, a slower update)."""
     steps: int = 100
     """PPO iterations (not given in the paper)."""
     reward_clip: float | None = None
@@ -439,6 +443,8 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
     for name in ("batch_size", "mini_batch_size", "ppo_epochs", "lora_r", "max_new_tokens", "steps", "save_steps"):
         if getattr(rc, name) < 1:
             raise ConfigError(f"{where}: rl.{name} must be >= 1, got {getattr(rc, name)}")
+    if rc.logit_chunk is not None and rc.logit_chunk < 1:
+        raise ConfigError(f"{where}: rl.logit_chunk must be >= 1 or null (all positions at once), got {rc.logit_chunk}")
     if rc.batch_size % rc.mini_batch_size:
         raise ConfigError(f"{where}: rl.batch_size ({rc.batch_size}) must be a multiple of rl.mini_batch_size "
                           f"({rc.mini_batch_size}): each PPO epoch goes over whole mini-batches")

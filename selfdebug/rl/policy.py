@@ -46,6 +46,22 @@ class PolicyWithValue(torch.nn.Module):
         values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
         return out.logits, values
 
+    def hidden_and_values(self, input_ids: torch.Tensor,
+                          attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's hidden states ``[B, L, H]`` (what ``head`` turns into logits) and the values ``[B, L]``,
+        with no logits computed (``ppo.token_stats`` makes them a chunk at a time)."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         position_ids=position_ids_of(attention_mask), output_hidden_states=True, use_cache=False,
+                         logits_to_keep=1)
+        hidden = out.hidden_states[-1]
+        return hidden, self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+
+    @property
+    def head(self) -> torch.nn.Module:
+        """The language-model head (hidden -> vocabulary logits), with its LoRA adapter where one targets it (PEFT's
+        all-linear does not)."""
+        return self.model.get_output_embeddings()
+
     @contextlib.contextmanager
     def reference(self) -> Iterator[None]:
         """The reference (SFT) policy: the trained adapter switched off."""

@@ -9,7 +9,8 @@ pieces of ``selfdebug.rl.ppo``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,12 @@ class PPOSettings:
     temperature: float = 0.8
     """Sampling temperature; the scored (and trained) policy is the tempered one, ``logits / temperature``, as in
     TRL, so that the log-probs PPO uses are those of the distribution the tokens were drawn from."""
+    logit_chunk: int | None = 128
+    """Response positions whose vocabulary logits exist at once (``ppo.token_stats``; None: all): the logits of a
+    mini-batch are most of the update's memory at a 152k vocabulary."""
+    gradient_checkpointing: bool = True
+    """Recompute the body's activations in the backward pass of the update: about a third more update time, a
+    fraction of its memory (measured in ``benchmarks/bench_rl_memory.py``)."""
     top_p: float = 1.0
     """Below 1 the samples come from a truncated distribution that the scored log-probs do not describe (the
     ratio is then biased); 1, like TRL's PPO. Top-k is always off for the same reason."""
@@ -90,33 +97,50 @@ def response_mask_of(responses: torch.Tensor, end_ids: Sequence[int | None]) -> 
     return (~after_end).long()
 
 
-def _response_outputs(policy: PolicyWithValue, ro: Rollout, rows: Any = slice(None),
-                      temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tempered logits ``[b, T, V]`` that predict each response token, and the values before each."""
+def _response_outputs(policy: PolicyWithValue, ro: Rollout, rows: Any = slice(None), temperature: float = 1.0,
+                      chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Log-probs ``[b, T]`` of each response token under the tempered policy, the entropies of the distributions
+    they were drawn from, and the values of the states before each."""
     p, n = ro.prompt_len, ro.responses.shape[1]
-    # logits at position t predict token t + 1; the value at t is that of the state before token t + 1. The
-    # last n + 1 positions are p - 1 .. p + n - 1; the last of them predicts nothing.
-    logits, values = policy(ro.input_ids[rows], ro.attention_mask[rows], logits_to_keep=n + 1)
-    return logits[:, :n] / temperature, values[:, p - 1: p - 1 + n]
+    # the hidden state at position t predicts token t + 1; the value at t is that of the state before token
+    # t + 1. Positions p - 1 .. p + n - 2 predict the n response tokens.
+    hidden, values = policy.hidden_and_values(ro.input_ids[rows], ro.attention_mask[rows])
+    logprobs, entropy = ppo.token_stats(hidden[:, p - 1: p - 1 + n], policy.head, ro.responses[rows], temperature,
+                                        chunk)
+    return logprobs, entropy, values[:, p - 1: p - 1 + n]
 
 
-def score(policy: PolicyWithValue, ro: Rollout, temperature: float = 1.0,
+def score(policy: PolicyWithValue, ro: Rollout, temperature: float = 1.0, rows_at_once: int | None = None,
           chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Log-probs and values of the response tokens under the policy, and log-probs under the reference, ``chunk``
-    rows at a time (None: all at once)."""
+    """Log-probs and values of the response tokens under the policy, and log-probs under the reference,
+    ``rows_at_once`` rows at a time (None: all at once), ``chunk`` positions at a time through the head."""
     batch = ro.input_ids.shape[0]
-    step = chunk or batch
+    step = rows_at_once or batch
     parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for start in range(0, batch, step):
         rows = slice(start, start + step)
-        responses = ro.responses[rows]
-        logits, values = _response_outputs(policy, ro, rows, temperature)
-        logprobs = ppo.logprobs_of(logits, responses)
-        del logits
+        logprobs, _, values = _response_outputs(policy, ro, rows, temperature, chunk)
         with policy.reference():
-            ref_logits, _ = _response_outputs(policy, ro, rows, temperature)
-        parts.append((logprobs, values, ppo.logprobs_of(ref_logits, responses)))
+            ref_logprobs, _, _ = _response_outputs(policy, ro, rows, temperature, chunk)
+        parts.append((logprobs, values, ref_logprobs))
     return tuple(torch.cat([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _updating(policy: PolicyWithValue, checkpointing: bool) -> Iterator[None]:
+    """Train mode for the update, with the body's activations checkpointed when asked (transformers checkpoints
+    only in train mode); eval mode again afterwards, so that generation keeps its KV cache (transformers turns
+    the cache off while checkpointing in train mode)."""
+    model = policy.model
+    if checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    policy.train()
+    try:
+        yield
+    finally:
+        policy.eval()
+        if checkpointing:
+            model.activation_checkpointing_disable()
 
 
 def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Rollout,
@@ -125,7 +149,8 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
     tokens); returns the statistics of the update."""
     mask = ro.response_mask
     with torch.no_grad():
-        old_logprobs, old_values, ref_logprobs = score(policy, ro, settings.temperature, settings.mini_batch_size)
+        old_logprobs, old_values, ref_logprobs = score(policy, ro, settings.temperature, settings.mini_batch_size,
+                                                       settings.logit_chunk)
         kl = ppo.kl_penalty(old_logprobs, ref_logprobs) * mask
         rewards = torch.zeros_like(old_logprobs)
         for row, places in enumerate(placements):
@@ -136,21 +161,23 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
             advantages = ppo.whiten(advantages, mask)
     stats: dict[str, list[float]] = {}
     batch = ro.input_ids.shape[0]
-    for _ in range(settings.ppo_epochs):
-        order = torch.randperm(batch)
-        for start in range(0, batch, settings.mini_batch_size):
-            idx = order[start: start + settings.mini_batch_size]
-            logits, values = _response_outputs(policy, ro, idx, settings.temperature)
-            out = ppo.ppo_loss(logits, ro.responses[idx], values,
-                               old_logprobs[idx], old_values[idx], advantages[idx], returns[idx], mask[idx],
-                               settings.clip_range, settings.clip_range_value, settings.vf_coef,
-                               settings.entropy_coef)
-            optimizer.zero_grad()
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), settings.max_grad_norm)
-            optimizer.step()
-            for key in ("loss", "policy", "value", "entropy", "approx_kl", "clip_frac", "value_clip_frac"):
-                stats.setdefault(key, []).append(float(getattr(out, key).detach()))
+    with _updating(policy, settings.gradient_checkpointing):
+        for _ in range(settings.ppo_epochs):
+            order = torch.randperm(batch)
+            for start in range(0, batch, settings.mini_batch_size):
+                idx = order[start: start + settings.mini_batch_size]
+                logprobs, entropy, values = _response_outputs(policy, ro, idx, settings.temperature,
+                                                              settings.logit_chunk)
+                out = ppo.ppo_loss(logprobs, entropy, values,
+                                   old_logprobs[idx], old_values[idx], advantages[idx], returns[idx], mask[idx],
+                                   settings.clip_range, settings.clip_range_value, settings.vf_coef,
+                                   settings.entropy_coef)
+                optimizer.zero_grad()
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), settings.max_grad_norm)
+                optimizer.step()
+                for key in ("loss", "policy", "value", "entropy", "approx_kl", "clip_frac", "value_clip_frac"):
+                    stats.setdefault(key, []).append(float(getattr(out, key).detach()))
     summary = {k: sum(v) / len(v) for k, v in stats.items()}
     summary["kl_ref"] = float(ppo.masked_mean(kl, mask))
     summary["reward_mean"] = float(sum(r for places in placements for _, r in places)) / max(len(placements), 1)

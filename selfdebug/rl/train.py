@@ -48,8 +48,9 @@ MODEL_DIR = "model"
 MERGED_DIR = "sft_merged"
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
-UNTRAJECTORY = ("steps", "save_steps")
-"""``rl`` keys that do not change what an iteration does (a run may be extended past its checkpoints)."""
+UNTRAJECTORY = ("steps", "save_steps", "logit_chunk", "gradient_checkpointing")
+"""``rl`` keys that do not change what an iteration does (a run may be extended past its checkpoints; memory
+savings compute the same update, to float rounding)."""
 
 
 def rl_dir(config: Config, run_dir: str | Path | None = None) -> Path:
@@ -272,7 +273,8 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                            vf_coef=rc.vf_coef, entropy_coef=rc.entropy_coef, kl_coef=rc.kl_coef,
                            ppo_epochs=rc.ppo_epochs, mini_batch_size=rc.mini_batch_size,
                            whiten_advantages=rc.whiten_advantages, max_grad_norm=rc.max_grad_norm,
-                           max_new_tokens=rc.max_new_tokens, temperature=rc.temperature)
+                           max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
+                           logit_chunk=rc.logit_chunk, gradient_checkpointing=rc.gradient_checkpointing)
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=rc.learning_rate)
     start = 0
     if resume is not None:

@@ -24,6 +24,7 @@ def test_base_has_the_papers_rl_numbers():
     "rl.kl_coef=-0.1",
     "rl.reward_clip=0",
     "rl.steps=0",
+    "rl.logit_chunk=0",
     "rl.unknown_key=1",
 ])
 def test_bad_rl_values_are_rejected(override):

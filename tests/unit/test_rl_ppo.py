@@ -18,6 +18,7 @@ from selfdebug.rl.ppo import (
     masked_var,
     policy_loss,
     ppo_loss,
+    token_stats,
     value_loss,
     whiten,
 )
@@ -114,9 +115,32 @@ def test_ppo_loss_combines_the_parts():
     values, old_values = torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g)
     old_logp = logprobs_of(logits, tokens) - 0.1
     adv, ret = torch.randn(2, 3, generator=g), torch.randn(2, 3, generator=g)
-    out = ppo_loss(logits, tokens, values, old_logp, old_values, adv, ret, mask, vf_coef=0.3, entropy_coef=0.01)
+    out = ppo_loss(logprobs_of(logits, tokens), entropy_from_logits(logits), values, old_logp, old_values, adv, ret,
+                   mask, vf_coef=0.3, entropy_coef=0.01)
     pl, _ = policy_loss(logprobs_of(logits, tokens), old_logp, adv, mask)
     vl, _ = value_loss(values, old_values, ret, mask)
     ent = masked_mean(entropy_from_logits(logits), mask)
     assert out.loss.item() == pytest.approx((pl + 0.3 * vl - 0.01 * ent).item())
     assert out.approx_kl.item() == pytest.approx(0.5 * 0.01)
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2, 5])
+def test_token_stats_in_chunks_give_the_same_values_and_gradients(chunk):
+    """Chunked (and, with grad on, checkpointed) log-probs and entropies through the head equal the one-shot
+    ones, and so do the gradients they send back to the hidden states and the head's weight."""
+    g = torch.Generator().manual_seed(3)
+    head = torch.nn.Linear(4, 7, bias=False)
+    hidden = torch.randn(2, 5, 4, generator=g, requires_grad=True)
+    tokens = torch.randint(0, 7, (2, 5), generator=g)
+    weights = torch.randn(2, 5, generator=g)
+    logits = head(hidden) / 0.7
+    want_lp, want_ent = logprobs_of(logits, tokens), entropy_from_logits(logits)
+    want = torch.autograd.grad((weights * (want_lp + 0.3 * want_ent)).sum(), [hidden, head.weight])
+    lp, ent = token_stats(hidden, head, tokens, 0.7, chunk)
+    torch.testing.assert_close(lp, want_lp)
+    torch.testing.assert_close(ent, want_ent)
+    got = torch.autograd.grad((weights * (lp + 0.3 * ent)).sum(), [hidden, head.weight])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(token_stats(hidden, head, tokens, 0.7, chunk)[0], want_lp)

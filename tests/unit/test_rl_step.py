@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from selfdebug.rl.policy import build_policy
-from selfdebug.rl.step import PPOSettings, rollout, score, train_steps
+from selfdebug.rl.step import PPOSettings, ppo_step, rollout, score, train_steps
 
 TARGET = 100  # token ids below this earn the toy reward: about 20% of the tiny vocabulary
 
@@ -85,3 +85,39 @@ def test_response_mask_ends_after_the_first_end_token():
     responses = torch.tensor([[5, 6, 2, 0, 0], [5, 2, 6, 2, 0], [5, 6, 7, 8, 9], [3, 0, 0, 0, 0]])
     assert response_mask_of(responses, [2, 3, None]).tolist() == [
         [1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+
+
+def test_the_memory_saving_update_is_the_same_update(tiny):
+    """Logits a chunk at a time and checkpointed activations change memory, not the step: from the same policy and
+    rollout, a plain update and a chunked, checkpointed one end at the same weights with the same statistics, and
+    generation afterwards still runs in eval mode with its cache."""
+    path, tok = tiny
+    batch = prompts(tok, 4)
+    base = PPOSettings(max_new_tokens=6, temperature=1.0, ppo_epochs=2, mini_batch_size=2,
+                       logit_chunk=None, gradient_checkpointing=False)
+    saving = PPOSettings(**{**base.__dict__, "logit_chunk": 2, "gradient_checkpointing": True})
+    results = []
+    for settings in (base, saving):
+        torch.manual_seed(0)
+        policy = build_policy(path, None, lora_r=4, lora_alpha=8)
+        # a moved adapter (a fresh one has B = 0, whose gradients reach A only through B)
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.02)
+        torch.manual_seed(1)
+        ro = rollout(policy, tok, batch, settings)
+        places = [[(0, 1.0), (2, -0.5)] for _ in batch]
+        # plain SGD: the weights move by lr x gradient (Adam would blow float noise in a near-zero gradient up to lr)
+        optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.5)
+        start = [p.detach().clone() for p in policy.trainable_parameters()]
+        torch.manual_seed(2)
+        stats = ppo_step(policy, optimizer, ro, places, settings)
+        assert not policy.training and not policy.model.is_activation_checkpointing
+        results.append((stats, [p.detach().clone() for p in policy.trainable_parameters()]))
+        assert any(not torch.equal(a, b) for a, b in zip(start, results[-1][1], strict=True))
+    (stats_a, weights_a), (stats_b, weights_b) = results
+    assert stats_a.keys() == stats_b.keys()
+    for key in stats_a:
+        assert stats_b[key] == pytest.approx(stats_a[key], rel=1e-4, abs=1e-6), key
+    for a, b in zip(weights_a, weights_b, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
