@@ -144,9 +144,12 @@ def _updating(policy: PolicyWithValue, checkpointing: bool) -> Iterator[None]:
 
 
 def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Rollout,
-             placements: Sequence[Placements], settings: PPOSettings) -> dict[str, float]:
+             placements: Sequence[Placements], settings: PPOSettings,
+             sync_gradients: Callable[[list[torch.nn.Parameter]], None] | None = None) -> dict[str, float]:
     """PPO on one rollout with the rewards placed at ``placements`` (indices into each response's real
-    tokens); returns the statistics of the update."""
+    tokens); returns the statistics of the update. ``sync_gradients``: called on the trainable parameters after
+    each backward pass, before clipping (data-parallel ranks average their gradients there). Advantages are
+    whitened over this rollout (one rank's share, when several ranks train)."""
     mask = ro.response_mask
     with torch.no_grad():
         old_logprobs, old_values, ref_logprobs = score(policy, ro, settings.temperature, settings.mini_batch_size,
@@ -174,6 +177,8 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
                                    settings.entropy_coef)
                 optimizer.zero_grad()
                 out.loss.backward()
+                if sync_gradients is not None:
+                    sync_gradients(policy.trainable_parameters())
                 torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), settings.max_grad_norm)
                 optimizer.step()
                 for key in ("loss", "policy", "value", "entropy", "approx_kl", "clip_frac", "value_clip_frac"):

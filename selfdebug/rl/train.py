@@ -214,6 +214,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     from selfdebug.generate.hf import pick_device, pick_dtype
     from selfdebug.generate.provision import resolve_model
     from selfdebug.generate.runner import backend_settings
+    from selfdebug.rl import distributed
     from selfdebug.rl.curves import curves_figure
     from selfdebug.rl.data import load_prompts
     from selfdebug.rl.policy import build_policy
@@ -225,6 +226,11 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     rc = config.rl
     out = rl_dir(config, run_dir)
     out.mkdir(parents=True, exist_ok=True)
+    rank, n_ranks = distributed.world()
+    main = rank == 0
+    if rc.batch_size % n_ranks or rc.mini_batch_size % n_ranks:
+        raise ValueError(f"rl.batch_size ({rc.batch_size}) and rl.mini_batch_size ({rc.mini_batch_size}) must be "
+                         f"multiples of the number of processes ({n_ranks}): each rank trains an equal share")
     source = Path(collection) if collection is not None else collection_dir(config)
     prompts = load_prompts(source, rc.formats, rc.sources, rc.limit)
     if not prompts:
@@ -252,10 +258,12 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                              "differ); use another run_dir or delete its checkpoints/")
         if state["step"] > rc.steps:
             raise ValueError(f"{resume}: checkpoint at step {state['step']}, past rl.steps={rc.steps}")
-    if resume is None:  # a fresh start writes the merged SFT model anew (the SFT model may have changed)
-        shutil.rmtree(out / MERGED_DIR, ignore_errors=True)
-    config.save(out / "config.yaml")
-    write_jsonl(out / "prompts.jsonl", [p.summary() for p in prompts])
+    if main:
+        if resume is None:  # a fresh start writes the merged SFT model anew (the SFT model may have changed)
+            shutil.rmtree(out / MERGED_DIR, ignore_errors=True)
+        config.save(out / "config.yaml")
+        write_jsonl(out / "prompts.jsonl", [p.summary() for p in prompts])
+    distributed.barrier()
 
     device = pick_device(config.model.device)
     dtype = pick_dtype(rc.dtype, device)
@@ -264,14 +272,15 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
         tokenizer.pad_token = tokenizer.eos_token
     policy = build_policy(weights, sft_adapter, lora_r=rc.lora_r, lora_alpha=rc.lora_alpha,
                           lora_targets=rc.lora_targets, dtype=dtype, device=device, seed=config.seed,
-                          merged_dir=out / MERGED_DIR)
-    tokenizer.save_pretrained(str(out / MERGED_DIR))
+                          merged_dir=out / MERGED_DIR if main else None)
+    if main:
+        tokenizer.save_pretrained(str(out / MERGED_DIR))
     gen = policy.model.generation_config
     eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
     gen.eos_token_id = sorted({e for e in eos if e is not None} | end_of_turn_ids(tokenizer))
     settings = PPOSettings(gamma=rc.gamma, lam=rc.lam, clip_range=rc.clip_range, clip_range_value=rc.clip_range_value,
                            vf_coef=rc.vf_coef, entropy_coef=rc.entropy_coef, kl_coef=rc.kl_coef,
-                           ppo_epochs=rc.ppo_epochs, mini_batch_size=rc.mini_batch_size,
+                           ppo_epochs=rc.ppo_epochs, mini_batch_size=rc.mini_batch_size // n_ranks,
                            whiten_advantages=rc.whiten_advantages, max_grad_norm=rc.max_grad_norm,
                            max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
                            logit_chunk=rc.logit_chunk, gradient_checkpointing=rc.gradient_checkpointing)
@@ -280,40 +289,58 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     if resume is not None:
         start = load_checkpoint(resume, policy, optimizer)["step"]
         log.info("rl: resuming from %s (step %d of %d)", resume, start, rc.steps)
-    for name in ("log.jsonl", "rollouts.jsonl"):  # what a killed run logged past its checkpoint goes
+    for name in ("log.jsonl", "rollouts.jsonl") if main else ():  # a killed run's log past its checkpoint goes
         atomic_write_text(out / name, "".join(json.dumps(r, default=str) + "\n"
                                               for r in _read_rows(out / name, start)))
     prompt_ids = [tokenizer(render_chat(p.chat, tokenizer, config.model.chat_format),
                             add_special_tokens=False)["input_ids"] for p in prompts]
-    execute = CachedExecutor(out / "executions.jsonl", LazySandbox(config, sandbox))
+    execute = CachedExecutor(out / ("executions.jsonl" if main else f"executions.rank{rank}.jsonl"),
+                             LazySandbox(config, sandbox))
     if embedder is None:
         embedder = SentenceEmbedder(rc.embedder, device=device)
     reward = RewardFunction(tokenizer, execute, embedder, rc.codebleu_weights, rc.reward_clip)
     state = {"trajectory": trajectory, "key": key, "seed": config.seed,
              "rng": "iteration s seeds torch with step_seed(seed, s): no RNG state to carry"}
-    log.info("rl: %d prompts, %d iterations of %d rollouts, %s on %s in %s", len(prompts), rc.steps,
-             rc.batch_size, "resumed" if resume else "fresh", device, dtype)
+    log.info("rl: %d prompts, %d iterations of %d rollouts, %s on %s in %s%s", len(prompts), rc.steps,
+             rc.batch_size, "resumed" if resume else "fresh", device, dtype,
+             f", rank {rank} of {n_ranks}" if n_ranks > 1 else "")
     t_start = time.perf_counter()
     try:
         for step in range(start, rc.steps):
             t0 = time.perf_counter()
-            torch.manual_seed(step_seed(config.seed, step))
-            idx = batch_indices(len(prompts), rc.batch_size, step, config.seed)
+            # rank 0's seed is the one-process run's; the other ranks sample independently
+            torch.manual_seed(step_seed(config.seed, step) + rank)
+            idx = distributed.shard(batch_indices(len(prompts), rc.batch_size, step, config.seed), rank, n_ranks)
             batch = [prompts[i] for i in idx]
             ro = rollout(policy, tokenizer, [prompt_ids[i] for i in idx], settings)
             scored = reward(batch, [ro.response_ids(r) for r in range(len(batch))])
-            stats = ppo_step(policy, optimizer, ro, [s.placements for s in scored], settings)
+            stats = ppo_step(policy, optimizer, ro, [s.placements for s in scored], settings,
+                             distributed.average_gradients if n_ranks > 1 else None)
+            if n_ranks > 1:  # the iteration's log covers every rank's rollouts
+                scored = [s for part in distributed.gather(scored) for s in part]
+                all_stats = distributed.gather(stats)
+                stats = {k: sum(st[k] for st in all_stats) / n_ranks for k in stats}
             row = step_row(step + 1, scored, stats, time.perf_counter() - t0)
-            _append(out / "rollouts.jsonl", [{"step": step + 1, **s.to_row()} for s in scored])
-            _append(out / "log.jsonl", [row])
+            if main:
+                _append(out / "rollouts.jsonl", [{"step": step + 1, **s.to_row()} for s in scored])
+                _append(out / "log.jsonl", [row])
             log.info("rl: step %d/%d: R(r) %.2f, R(e) %s, pass %.2f, KL %.4f, %.1f s", step + 1, rc.steps,
                      row["refinement_reward"], "-" if row["explanation_reward"] is None
                      else f"{row['explanation_reward']:.2f}", row["pass_rate"], row["kl_ref"], row["seconds"])
-            if (step + 1) % rc.save_steps == 0 or step + 1 == rc.steps:
+            if main and ((step + 1) % rc.save_steps == 0 or step + 1 == rc.steps):
                 save_checkpoint(checkpoints, step + 1, policy, optimizer, state)
+            distributed.barrier()  # no rank runs ahead of a checkpoint it could be resumed from
     finally:
         execute.sandbox.close()
     seconds = time.perf_counter() - t_start
+    from selfdebug.sft.train import weights_digest
+
+    digests = distributed.gather(weights_digest(policy))
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"rl: the ranks' weights differ after training ({digests}): gradients were not averaged")
+    if not main:
+        distributed.barrier()  # rank 0 writes the model and the summary
+        return json.loads(summary_path.read_text())
     final, tmp = out / MODEL_DIR, out / (MODEL_DIR + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     policy.save(tmp)
@@ -326,7 +353,6 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     tmp.rename(final)  # the model folder appears whole or not at all
     rows = _read_rows(out / "log.jsonl", rc.steps)
     curves_figure(rows, out / "curves.png")
-    from selfdebug.sft.train import weights_digest
 
     summary = {"stage": "rl", "key": key, "trajectory": trajectory, "steps": rc.steps,
                "resumed_from": resume.name if resume else None, "prompts": len(prompts),
@@ -337,6 +363,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                "seconds": round(seconds, 1), "device": device, "dtype": str(dtype).removeprefix("torch."),
                "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
                "sft_adapter": str(sft_adapter) if sft_adapter else None, "weights": str(weights),
-               "weights_sha256": weights_digest(policy)}
+               "weights_sha256": digests[0], "world_size": n_ranks}
     atomic_write_json(summary_path, summary)
+    distributed.barrier()
     return summary
