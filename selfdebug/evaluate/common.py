@@ -70,30 +70,66 @@ def _fixed_by_problem(verdicts: dict[tuple[str, int], bool], keep: set[tuple[str
     return np.array([[fixed[t], total[t]] for t in ids], dtype=float).reshape(-1, 2)
 
 
+def _by_program(records: list[dict[str, Any]], chain: str, round_: int | None = None) -> dict[tuple[str, int], Any]:
+    return {(r["task_id"], r["sample"]): r for r in records
+            if r["chain"] == chain and (round_ is None or r["round"] == round_)}
+
+
+def _paired_fixed(sides: list[dict[tuple[str, int], Any]], base_wrong: set[tuple[str, int]],
+                  ) -> tuple[int, list[np.ndarray]] | None:
+    """The programs every side has a verdict on that is not the sandbox's failure (a verdict that is the sandbox's
+    failure says nothing about the model), and each side's fixed/total per problem over them; None if none."""
+    keep = {k for k in base_wrong if all(k in side and side[k]["status"] != SANDBOX_ERROR for side in sides)}
+    ids = sorted({t for t, _ in keep})
+    if not ids:
+        return None
+    return len(keep), [_fixed_by_problem({k: side[k]["passed"] for k in keep}, keep, ids) for side in sides]
+
+
+def _refinements(trained: list[dict[str, Any]], chain: str, base_wrong: set[tuple[str, int]],
+                 ) -> dict[tuple[str, int], Any]:
+    ours = _by_program(trained, chain)
+    absent = sorted(base_wrong - set(ours))
+    if absent:
+        raise ValueError(f"{chain}: {len(absent)} of the base's wrong programs have no refinement in the "
+                         f"trained run's common set (e.g. {absent[0]}); rerun it")
+    return ours
+
+
 def compare_common(trained: list[dict[str, Any]], base_records: list[dict[str, Any]], *, n_boot: int = 1000,
                    ci: float = 0.95, seed: int = 0) -> list[dict[str, Any]]:
     """Per prompt type: the share of the common wrong programs each model fixes, and trained minus base,
     paired by program (problems resampled, each with its programs)."""
     base_wrong = {(r["task_id"], r["sample"]) for r in wrong_programs(base_records)}
+    boot = {"n_boot": n_boot, "ci": ci, "seed": seed}
     rows = []
     for chain in [c for c in PROMPT_TYPES if any(r["chain"] == c for r in trained)]:
-        base_v = {(r["task_id"], r["sample"]): r for r in base_records if r["chain"] == chain and r["round"] == 1}
-        ours = {(r["task_id"], r["sample"]): r for r in trained if r["chain"] == chain}
-        absent = sorted(base_wrong - set(ours))
-        if absent:
-            raise ValueError(f"{chain}: {len(absent)} of the base's wrong programs have no refinement in the "
-                             f"trained run's common set (e.g. {absent[0]}); rerun it")
-        # a verdict that is the sandbox's failure, on either side, says nothing about the model
-        keep = {k for k in base_wrong if k in base_v and base_v[k]["status"] != SANDBOX_ERROR
-                and ours[k]["status"] != SANDBOX_ERROR}
-        ids = sorted({t for t, _ in keep})
-        if not ids:
+        ours = _refinements(trained, chain, base_wrong)
+        paired = _paired_fixed([ours, _by_program(base_records, chain, 1)], base_wrong)
+        if paired is None:
             continue
-        pt = _fixed_by_problem({k: ours[k]["passed"] for k in keep}, keep, ids)
-        pb = _fixed_by_problem({k: base_v[k]["passed"] for k in keep}, keep, ids)
-        boot = {"n_boot": n_boot, "ci": ci, "seed": seed}
-        rows.append({"chain": chain, "programs": len(keep), "problems": len(ids),
+        n, (pt, pb) = paired
+        rows.append({"chain": chain, "programs": n, "problems": len(pt),
                      "trained": bootstrap_ci(pt, **boot), "base": bootstrap_ci(pb, **boot),
                      "diff": paired_bootstrap_diff(pt, pb, **boot),
                      "fixed_trained": int(pt[:, 0].sum()), "fixed_base": int(pb[:, 0].sum())})
+    return rows
+
+
+def compare_common_pair(a: list[dict[str, Any]], b: list[dict[str, Any]], base_records: list[dict[str, Any]], *,
+                        n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> list[dict[str, Any]]:
+    """Per prompt type: trained model ``a`` minus trained model ``b`` (RL minus SFT) on the common wrong programs,
+    paired by program, over the programs where neither they nor the base met a sandbox failure."""
+    base_wrong = {(r["task_id"], r["sample"]) for r in wrong_programs(base_records)}
+    boot = {"n_boot": n_boot, "ci": ci, "seed": seed}
+    rows = []
+    for chain in [c for c in PROMPT_TYPES if any(r["chain"] == c for r in a) and any(r["chain"] == c for r in b)]:
+        sides = [_refinements(a, chain, base_wrong), _refinements(b, chain, base_wrong),
+                 _by_program(base_records, chain, 1)]
+        paired = _paired_fixed(sides, base_wrong)
+        if paired is None:
+            continue
+        n, (pa, pb, _) = paired
+        rows.append({"chain": chain, "programs": n, "problems": len(pa), "diff": paired_bootstrap_diff(pa, pb, **boot),
+                     "fixed_a": int(pa[:, 0].sum()), "fixed_b": int(pb[:, 0].sum())})
     return rows

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from selfdebug.evaluate.common import COMMON_DIR, compare_common
+from selfdebug.evaluate.common import COMMON_DIR, compare_common, compare_common_pair
 from selfdebug.evaluate.compare import compare_runs
 from selfdebug.evaluate.metrics import compute_all
 from selfdebug.io import atomic_write_json, read_jsonl
@@ -135,9 +135,11 @@ def _fmt(stat: tuple[float, float, float], delta: bool = False) -> str:
         _pct(dict(zip(("value", "ci_low", "ci_high"), stat, strict=True)))
 
 
-def common_table(common: dict[str, dict[str, list[dict[str, Any]]]], labels: list[str]) -> pd.DataFrame:
+def common_table(common: dict[str, dict[str, list[dict[str, Any]]]], labels: list[str],
+                 pairs: dict[Pair, dict[str, list[dict[str, Any]]]] | None = None) -> pd.DataFrame:
     """The common set of wrong programs (``evaluate.common``): per benchmark and prompt type, the share of the
-    base model's wrong programs each model fixes, and each trained model minus the base, paired by program."""
+    base model's wrong programs each model fixes, each trained model minus the base, and each pair of trained
+    models (``pairs``: ``(a, b)`` -> a minus b per benchmark), all paired by program."""
     rows = []
     for bench in [b for b in BENCH_ORDER if any(b in c for c in common.values())]:
         for chain in ("refine", "explain_refine"):
@@ -150,6 +152,10 @@ def common_table(common: dict[str, dict[str, list[dict[str, Any]]]], labels: lis
                 row[BASE_LABEL] = f"{_fmt(e['base'])} ({e['fixed_base']})"
                 row[label] = f"{_fmt(e['trained'])} ({e['fixed_trained']})"
                 row[pair_label(label, BASE_LABEL)] = _fmt(e["diff"], delta=True)
+            for (a, b), by_bench in (pairs or {}).items():
+                e = next((r for r in by_bench.get(bench, []) if r["chain"] == chain), None)
+                if e is not None:
+                    row[pair_label(a, b)] = f"{_fmt(e['diff'], delta=True)} ({e['fixed_a']} vs {e['fixed_b']})"
             if len(row) > 2:
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -173,6 +179,8 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
     diffs: dict[Pair, dict[str, Any]] = {}
     models = {BASE_LABEL: base_cfg["model"]["id"]}
     common: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    common_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    common_pairs: dict[Pair, dict[str, list[dict[str, Any]]]] = {}
     for label, folder in trained_dirs.items():
         cfg, records = load_results(folder)
         check_comparable(base_cfg, cfg, label)
@@ -182,15 +190,20 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
         models[label] = cfg["model"]["id"]
         folder_common = Path(folder) / COMMON_DIR
         if folder_common.is_dir():
-            common[label] = {p.name.split(".")[0]: compare_common(list(read_jsonl(p)), base_records[p.name.split(".")[0]],
-                                                                   **boot)
-                             for p in sorted(folder_common.glob("*.jsonl*"))}
+            common_records[label] = {p.name.split(".")[0]: list(read_jsonl(p))
+                                     for p in sorted(folder_common.glob("*.jsonl*"))}
+            common[label] = {bench: compare_common(recs, base_records[bench], **boot)
+                             for bench, recs in common_records[label].items()}
     for a, b in pairs:
         unknown = [x for x in (a, b) if x not in records_of]
         if unknown or a == b:
             raise ValueError(f"pair {a!r} - {b!r}: " + (f"no model labelled {unknown[0]!r} (labels: "
                              f"{sorted(records_of)})" if unknown else "a model paired with itself"))
         diffs[(a, b)] = compare_runs(records_of[a], records_of[b], ev["ks"], **boot)
+        if a in common and b in common:
+            common_pairs[(a, b)] = {bench: compare_common_pair(common_records[a][bench], common_records[b][bench],
+                                                               base_records[bench], **boot)
+                                    for bench in common_records[a] if bench in common_records[b]}
     out_dir = Path(out_dir)
     note = (f"Profile `{base_cfg['profile']}`: n={ev['n_samples']} samples per problem at T={ev['temperature']}, "
             f"{ev['limit'] or 'all'} problems per benchmark, the same problems and seeds for every model. Models: "
@@ -204,14 +217,16 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
     write_table(models_table4(metrics, diffs), out_dir, f"{prefix}table4_success_rate",
                 "Table 4 by model: success-refinement rate", note)
     if common:
-        write_table(common_table(common, list(common)), out_dir, f"{prefix}common_wrong_programs",
+        write_table(common_table(common, list(common), common_pairs), out_dir, f"{prefix}common_wrong_programs",
                     "The same wrong programs refined by every model (beyond the paper)",
                     "Each model refines the base model's wrong initial samples with the very requests the base got "
                     "in round 1 (same chat, same seed), so the models are compared on identical inputs: the share "
-                    "of those programs each fixes (count in brackets), and the trained model minus the base, "
-                    "paired by program (problems resampled with their programs). Sandbox failures are left out. "
+                    "of those programs each fixes (count in brackets), each trained model minus the base, and "
+                    "each pair of trained models (programs fixed by each in brackets), paired by program "
+                    "(problems resampled with their programs). Sandbox failures are left out. "
                     + note)
     result = {"models": models, "diffs": {f"{a} - {b}": d for (a, b), d in diffs.items()}, "common": common,
+              "common_pairs": {f"{a} - {b}": d for (a, b), d in common_pairs.items()},
               "ks": ev["ks"], "ci": ev["ci"], "n_boot": ev["bootstrap"]}
     atomic_write_json(out_dir / f"{prefix}compare.json", result)
     return {**result, "metrics": metrics}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from test_protocol import ScriptedBackend, execute, problem, run
 
-from selfdebug.evaluate.common import compare_common, refine_common, wrong_programs
+from selfdebug.evaluate.common import compare_common, compare_common_pair, refine_common, wrong_programs
 from selfdebug.evaluate.protocol import GenerationRunner
 from selfdebug.generate.base import Completion
 from selfdebug.io import JsonlLog
@@ -95,3 +95,25 @@ def test_the_stage_writes_the_common_set_beside_the_samples(tmp_path, monkeypatc
     bad = load_config("smoke", [*overrides, f"evaluate.common_wrong_from={tmp_path / 'nowhere'}"])
     with pytest.raises(FileNotFoundError, match=r"common_wrong_from: .*nowhere has no samples/humaneval"):
         stage.run_evaluation(bad, tmp_path / "bad", backend=Scripted(), sandbox=FakeSandbox())
+
+
+def test_two_trained_models_are_compared_program_by_program(tmp_path):
+    """RL minus SFT on the common set: each model's verdicts on the same programs, paired; a program where either
+    met a sandbox failure is left out of the pair."""
+    base = run(tmp_path, ScriptedBackend(), rounds=1)
+    a = _common(tmp_path, base, Trained(), tag="a")  # fixes P1's 3 programs in E+R, none in Refine
+    b = _common(tmp_path, base, ScriptedBackend(), tag="b")  # fixes all 5 in both formats
+    rows = {r["chain"]: r for r in compare_common_pair(a, b, base, n_boot=200)}
+    assert rows["explain_refine"]["fixed_a"] == 3 and rows["explain_refine"]["fixed_b"] == 5
+    assert rows["explain_refine"]["diff"][0] == pytest.approx(3 / 5 - 1)
+    assert rows["refine"]["diff"][0] == pytest.approx(-1.0) and rows["refine"]["programs"] == 5
+    flipped = {r["chain"]: r for r in compare_common_pair(b, a, base, n_boot=200)}
+    assert flipped["explain_refine"]["diff"][0] == pytest.approx(1 - 3 / 5)
+    # one of b's E+R refinements of P1 failed in the sandbox: that program leaves the pair on both sides
+    broken = next(r for r in b if r["chain"] == "explain_refine" and "1" in r["task_id"])
+    broken["status"], broken["passed"] = "sandbox_error", False
+    rows = {r["chain"]: r for r in compare_common_pair(a, b, base, n_boot=200)}
+    assert rows["explain_refine"]["programs"] == 4
+    assert rows["explain_refine"]["fixed_a"] == 2 and rows["explain_refine"]["fixed_b"] == 4
+    with pytest.raises(ValueError, match="have no refinement"):
+        compare_common_pair(a[1:], b, base)
