@@ -254,6 +254,54 @@ def _first_line(node: ast.stmt) -> int:
     return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
 
 
+def _choose(blocks: list[_Block], entry_point: str | None) -> _Block:
+    """The block whose code is the reply's: the last that defines ``entry_point``, else the longest."""
+    if entry_point:
+        defining = [b for b in blocks if _defines(b.code, entry_point)]
+        if defining:
+            return defining[-1]
+    return max(blocks, key=lambda b: len(b.code))
+
+
+def _prose_segments(every: list[_Block], chosen: _Block) -> list[tuple[int, int]]:
+    """``[start, end)`` of the prose before ``chosen``, between the other blocks: the explanation's pieces."""
+    segments, pos = [], 0
+    for b in every:
+        if b.start >= chosen.start:
+            break
+        segments.append((pos, b.start))
+        pos = b.end
+    segments.append((pos, chosen.start))
+    return segments
+
+
+@dataclass(frozen=True)
+class ReplyLayout:
+    """Where ``parse_reply``'s parts lie in a reply, as character ranges ``[start, end)``: what RL needs to put a
+    reward on the token that ends each part (``selfdebug.rl.positions``)."""
+
+    code: tuple[int, int]
+    """The chosen block's content, between its fences (the whole reply when it has no Python block)."""
+    prose: tuple[tuple[int, int], ...]
+    """The explanation's pieces: the prose before the chosen block, other blocks left out."""
+    found_block: bool
+
+
+def reply_layout(text: str, entry_point: str | None = None) -> ReplyLayout:
+    """The ranges of ``text`` that ``parse_reply(text, entry_point)`` takes its code (before normalising and the
+    helpers of other blocks) and its explanation from."""
+    every = _blocks(text)
+    blocks = [b for b in every if b.python]
+    if not blocks:
+        return ReplyLayout((0, len(text)), (), False)
+    chosen = _choose(blocks, entry_point)
+    opening = _OPEN.match(text, chosen.start)
+    assert opening is not None, "a block starts with its opening fence"
+    c0 = opening.end()
+    c_end, _ = _close(text, c0, len(opening.group(1)), chosen.python)
+    return ReplyLayout((c0, c_end), tuple(_prose_segments(every, chosen)), True)
+
+
 def parse_reply(text: str, entry_point: str | None = None) -> ParsedReply:
     """Split a reply into (explanation, code).
 
@@ -270,20 +318,8 @@ def parse_reply(text: str, entry_point: str | None = None) -> ParsedReply:
     blocks = [b for b in every if b.python]
     if not blocks:
         return ParsedReply(code=text.strip("\n"), explanation="", found_block=False)
-    chosen = None
-    if entry_point:
-        defining = [b for b in blocks if _defines(b.code, entry_point)]
-        if defining:
-            chosen = defining[-1]
-    if chosen is None:
-        chosen = max(blocks, key=lambda b: len(b.code))
-    prose, pos = [], 0
-    for b in every:
-        if b.start >= chosen.start:
-            break
-        prose.append(text[pos : b.start])
-        pos = b.end
-    prose.append(text[pos : chosen.start])
+    chosen = _choose(blocks, entry_point)
+    prose = [text[s:e] for s, e in _prose_segments(every, chosen)]
     others = [b for b in blocks if b is not chosen]
     helpers = _helpers(chosen.code, [b.code for b in others],
                        [bool(entry_point) and _defines(b.code, entry_point) for b in others])

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from selfdebug.prompts import _OPEN, _blocks, _close, _defines
+from selfdebug.prompts import reply_layout
 
 
 @dataclass(frozen=True)
@@ -49,33 +49,13 @@ def _last_visible(text: str, start: int, end: int) -> int | None:
 
 def reply_spans(text: str, entry_point: str | None = None, mode: str = "explain_refine") -> CharSpans:
     """The ends of the explanation and of the code in ``text``, the parts ``parse_reply`` returns (its choice of
-    block, the prose before it without other blocks). ``mode="refine"``: no explanation, whatever the prose."""
-    every = _blocks(text)
-    blocks = [b for b in every if b.python]
-    if not blocks:  # parse_reply takes the whole reply as code
-        return CharSpans(None, _last_visible(text, 0, len(text)))
-    chosen = None
-    if entry_point:
-        defining = [b for b in blocks if _defines(b.code, entry_point)]
-        chosen = defining[-1] if defining else None
-    if chosen is None:
-        chosen = max(blocks, key=lambda b: len(b.code))
-    opening = _OPEN.match(text, chosen.start)
-    assert opening is not None, "a block starts with its opening fence"
-    c0 = opening.end()
-    c_end, _ = _close(text, c0, len(opening.group(1)), chosen.python)
-    code_end = _last_visible(text, c0, c_end)
+    block, the prose before it without other blocks: ``prompts.reply_layout``). ``mode="refine"``: no
+    explanation, whatever the prose."""
+    layout = reply_layout(text, entry_point)
+    code_end = _last_visible(text, *layout.code)
     explanation_end = None
-    if mode != "refine":
-        # prose segments before the chosen block, the last non-empty one ends the explanation
-        segments, pos = [], 0
-        for b in every:
-            if b.start >= chosen.start:
-                break
-            segments.append((pos, b.start))
-            pos = b.end
-        segments.append((pos, chosen.start))
-        for s, e in reversed(segments):
+    if mode != "refine":  # the last non-empty prose segment before the chosen block ends the explanation
+        for s, e in reversed(layout.prose):
             if (end := _last_visible(text, s, e)) is not None:
                 explanation_end = end
                 break

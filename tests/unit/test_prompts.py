@@ -9,6 +9,7 @@ from selfdebug.prompts import (
     normalise_code,
     parse_reply,
     refine_chat,
+    reply_layout,
     truncate_feedback,
 )
 
@@ -137,3 +138,25 @@ def test_format_reply_refuses_what_cannot_round_trip():
         format_reply("why", "  \n")
     with pytest.raises(ValueError, match="backticks"):
         format_reply("see ```python\nx\n```", "x = 1\n")
+
+
+@pytest.mark.parametrize("reply", [
+    "The bug: off by one.\n\n```python\ndef f(x):\n    return x + 1\n```\nDone.",
+    "First the old code:\n```python\ndef f(x):\n    return x\n```\nIt forgets one. Fixed:\n```python\ndef f(x):\n"
+    "    return x + 1\n```\n",
+    "Here: ```python\ndef f(x):\n    s = '```'\n    return x + 1\n```",
+    "def f(x):\n    return x + 1\n",
+    "Cut off by the limit:\n```python\ndef f(x):\n    return x +",
+])
+def test_the_layout_locates_what_parse_reply_returns(reply):
+    """``reply_layout`` (where RL puts its rewards) points at the very text ``parse_reply`` takes: the chosen block's
+    content and the prose before it."""
+    layout = reply_layout(reply, "f")
+    parsed = parse_reply(reply, "f")
+    assert layout.found_block == parsed.found_block
+    start, end = layout.code
+    if parsed.found_block:
+        assert normalise_code(reply[start:end]) == parsed.code
+    else:
+        assert reply[start:end].strip("\n") == parsed.code
+    assert "".join(reply[s:e] for s, e in layout.prose).strip() == parsed.explanation
