@@ -219,6 +219,7 @@ lint: setup
 
 bench: setup model
 	$(PY) benchmarks/bench_generate.py
+	$(PY) benchmarks/bench_generate.py --sft --n-prompts 4 --samples 10 --refine-pairs 0 --quality-problems 0
 	$(PY) benchmarks/bench_sandbox.py
 	$(PY) benchmarks/bench_greedy.py
 	$(PY) benchmarks/bench_evalplus.py

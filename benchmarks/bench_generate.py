@@ -15,8 +15,9 @@ Each backend configuration runs in its own subprocess, so its peak RSS is its ow
 
     python benchmarks/bench_generate.py            # full (about half an hour on 2 cores)
     python benchmarks/bench_generate.py --quick    # a few minutes: tiny workload, to check it runs
+    python benchmarks/bench_generate.py --sft      # a trained (SFT) model served each way beside the base
 
-Writes ``benchmarks/results/generate.md`` and ``generate.json``.
+Writes ``benchmarks/results/generate.md`` and ``generate.json`` (``--sft``: ``generate_sft.*``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ CONFIGS: dict[str, dict] = {
     "llamacpp-32-q8_0-fa-cache": {"engine": "llamacpp", "n_parallel": 32, "gguf_type": "q8_0", "flash_attn": True,
                                   "prefix_cache": True},
 }
+# A trained model as the evaluation serves it: an SFT adapter over the embedded model, merged into one re-encoded
+# GGUF (the default, model key lora_serving: merged) or applied at run time (lora_serving: adapter), on the profile's
+# engine settings; `hf-16-sft` is transformers with the PEFT adapter.
+for _serving in ("merged", "adapter"):
+    CONFIGS[f"llamacpp-32-sft-{_serving}"] = {**CONFIGS["llamacpp-32-q8_0-fa-cache"], "adapter": True,
+                                              "lora_serving": _serving}
+CONFIGS["hf-16-sft"] = {**CONFIGS["hf-16"], "adapter": True}
+SFT_CONFIGS = ["llamacpp-32-q8_0-fa-cache", "llamacpp-32-sft-merged", "llamacpp-32-sft-adapter", "hf-16-sft"]
+"""``--sft``: the base on the profile's settings beside the SFT model served each way, in one run."""
+SFT_MODEL = ROOT / "runs" / "cpu" / "sft" / "model"
+SHAPE_ADAPTER = ROOT / "data" / "cache" / "bench-generate" / "sft-shape-adapter"
 PROFILE_CONFIG = "llamacpp-32-q8_0-fa-cache"
 """The configuration the cpu profile runs (``check_profile_config`` keeps it in step with configs/cpu.yaml)."""
 LLAMACPP_KEYS = ("gguf_type", "flash_attn", "prefix_cache", "n_parallel")
@@ -111,15 +123,40 @@ def sandbox_pass(problems: list, completions: list[str]) -> list[bool]:
         return [r.passed for r in sandbox.run(jobs)]
 
 
+def sft_adapter() -> Path:
+    """The cpu profile's SFT model (``make sft``) when it is there; else a fresh LoRA adapter of its shape (the
+    profile's rank, alpha and targets, B = 0, so it answers as the base does) over the embedded model: what serving
+    an adapter costs depends on its shape, not its values."""
+    if (SFT_MODEL / "adapter_config.json").is_file():
+        return SFT_MODEL
+    if not (SHAPE_ADAPTER / "adapter_config.json").is_file():
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        from selfdebug.config import load_config
+        from selfdebug.generate.provision import resolve_model
+
+        sc = load_config("cpu").sft
+        model = AutoModelForCausalLM.from_pretrained(str(resolve_model("embedded")))
+        peft = get_peft_model(model, LoraConfig(r=sc.lora_r, lora_alpha=sc.lora_alpha, target_modules=sc.lora_targets,
+                                                task_type="CAUSAL_LM"))
+        tmp = SHAPE_ADAPTER.with_suffix(".tmp")
+        peft.save_pretrained(str(tmp))
+        tmp.rename(SHAPE_ADAPTER)
+    return SHAPE_ADAPTER
+
+
 def model_config(spec: dict, threads: int) -> dict:
     """The ``model`` section a profile would hold for this configuration (built by ``make_backend``, so the
     benchmark runs exactly the code path the profiles run)."""
+    model_id = str(sft_adapter()) if spec.get("adapter") else "embedded"
     if spec["engine"] == "hf":
-        return {"id": "embedded", "backend": "hf", "batch_size": spec["batch_size"]}
+        return {"id": model_id, "backend": "hf", "batch_size": spec["batch_size"]}
     # n_ctx 2048 per sequence holds every prompt and reply of these workloads; the profile keeps the
     # engine's default (4096) as headroom for longer refinement prompts: it only sizes the KV cache.
-    return {"id": "embedded", "backend": "llamacpp", "batch_size": spec["n_parallel"], "n_ctx": 2048,
-            "n_threads": threads, **{k: spec[k] for k in ("gguf_type", "flash_attn", "prefix_cache")}}
+    return {"id": model_id, "backend": "llamacpp", "batch_size": spec["n_parallel"], "n_ctx": 2048,
+            "n_threads": threads, **{k: spec[k] for k in ("gguf_type", "flash_attn", "prefix_cache")},
+            **({"lora_serving": spec["lora_serving"]} if "lora_serving" in spec else {})}
 
 
 def make(spec: dict, threads: int):
@@ -169,7 +206,8 @@ def worker(args: argparse.Namespace) -> dict:
     prof = profile_settings()
     t0 = time.perf_counter()
     backend = make(spec, args.threads)
-    res: dict = {"config": args.worker, **spec, "load_s": round(time.perf_counter() - t0, 2), "runs": []}
+    res: dict = {"config": args.worker, **spec, "model_id": model_config(spec, args.threads)["id"],
+                 "load_s": round(time.perf_counter() - t0, 2), "runs": []}
     problems = humaneval(max(args.n_prompts, args.quality_problems))
     wp = problems[: args.n_prompts]
     chats = [chat_for(p) for p in wp]
@@ -256,6 +294,13 @@ def table(results: list[dict], args: argparse.Namespace, when: float | None = No
             lines.append(f"| {r['config']} | {run['workload']} | {run['n']} | {run['completions']} | "
                          f"{run['prompt_tokens']}{reused} | {run['completion_tokens']} | {run['wall_s']} | "
                          f"**{run['tok_s']}** | {sp} | {run['length_capped']} | {r['load_s']} | {r['peak_rss_mb']} |")
+    adapters = sorted({r["model_id"] for r in results if r.get("adapter") and "model_id" in r})
+    for a in adapters:
+        what = ("the cpu profile's SFT model" if Path(a) == SFT_MODEL else
+                "a fresh LoRA adapter of the cpu SFT shape (B = 0: it answers as the base; serving cost depends on "
+                "the adapter's shape, not its values)")
+        lines += ["", f"`*-sft*` rows serve `{Path(a).relative_to(ROOT) if Path(a).is_relative_to(ROOT) else a}`: "
+                  f"{what}. Load time of `llamacpp-32-sft-merged` includes merging and re-encoding once."]
     big = max(args.samples)
     tok_s = {r["config"]: run["tok_s"] for r in results if "runs" in r for run in r["runs"]
              if run["workload"] == "sample" and run["n"] == big}
@@ -292,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--full-baselines", action="store_true", help="one-at-a-time configs run every n too")
     ap.add_argument("--quick", action="store_true", help="tiny workload: 4 prompts, n=1,2, 64 tokens")
+    ap.add_argument("--sft", action="store_true",
+                    help="the SFT model served each way beside the base (SFT_CONFIGS), to generate_sft.md")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "generate.md")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
@@ -314,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     check_profile_config(prof)
-    configs = args.configs or DEFAULT_CONFIGS
+    configs = args.configs or (SFT_CONFIGS if args.sft else DEFAULT_CONFIGS)
+    if args.sft and args.out == ap.get_default("out"):
+        args.out = args.out.with_name("generate_sft.md")
     if any(c.startswith("llamacpp") for c in configs):
         from selfdebug.generate.engine_select import llama_cpp_available
 

@@ -204,6 +204,11 @@ class RlConfig:
     temperature: float = 0.8
     """Rollout temperature (not given): the paper's refinement sampling temperature."""
     max_new_tokens: int = 768
+    algorithm: str = "ppo"
+    """``ppo``: the paper's (rewards at their own tokens, a critic); ``grpo``: TRL's GRPO, the rewards summed per
+    completion (``selfdebug.rl.grpo``), as the comparison the paper did not make."""
+    num_generations: int = 4
+    """GRPO only: completions per prompt (the group whose rewards are normalised); divides ``batch_size``."""
     logit_chunk: int | None = 128
     """Response positions whose vocabulary logits exist at once in scoring and updates (None: all at once)."""
     gradient_checkpointing: bool = True
@@ -443,6 +448,11 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
     for name in ("batch_size", "mini_batch_size", "ppo_epochs", "lora_r", "max_new_tokens", "steps", "save_steps"):
         if getattr(rc, name) < 1:
             raise ConfigError(f"{where}: rl.{name} must be >= 1, got {getattr(rc, name)}")
+    if rc.algorithm not in ("ppo", "grpo"):
+        raise ConfigError(f"{where}: rl.algorithm must be ppo or grpo, got {rc.algorithm!r}")
+    if rc.algorithm == "grpo" and (rc.num_generations < 2 or rc.batch_size % rc.num_generations):
+        raise ConfigError(f"{where}: rl.num_generations ({rc.num_generations}) must be >= 2 and divide rl.batch_size "
+                          f"({rc.batch_size}): GRPO compares the completions of one prompt")
     if rc.logit_chunk is not None and rc.logit_chunk < 1:
         raise ConfigError(f"{where}: rl.logit_chunk must be >= 1 or null (all positions at once), got {rc.logit_chunk}")
     if rc.batch_size % rc.mini_batch_size:

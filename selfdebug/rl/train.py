@@ -270,6 +270,17 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if rc.algorithm == "grpo":  # TRL's GRPO on the same prompts and rewards, summed per completion
+        from selfdebug.rl.grpo import run_grpo
+
+        execute = CachedExecutor(out / "executions.jsonl", LazySandbox(config, sandbox))
+        try:
+            reward = RewardFunction(tokenizer, execute, embedder or SentenceEmbedder(rc.embedder, device=device),
+                                    rc.codebleu_weights, rc.reward_clip)
+            return run_grpo(config, out, prompts, weights=weights, sft_adapter=sft_adapter,
+                            tokenizer_dir=tokenizer_dir, reward=reward, dtype=dtype, device=device, key=key)
+        finally:
+            execute.sandbox.close()
     policy = build_policy(weights, sft_adapter, lora_r=rc.lora_r, lora_alpha=rc.lora_alpha,
                           lora_targets=rc.lora_targets, dtype=dtype, device=device, seed=config.seed,
                           merged_dir=out / MERGED_DIR if main else None)

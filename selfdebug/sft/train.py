@@ -166,7 +166,7 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
         bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device == "cpu", report_to=[],
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False, max_length=sc.max_length,
         disable_tqdm=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
-        gradient_checkpointing=sc.gradient_checkpointing,
+        activation_checkpointing=sc.gradient_checkpointing,  # transformers 5: the old name warns of removal
         **({"max_steps": sc.max_steps} if sc.max_steps else {}),
     )
     trainer = CompletionSFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer,
