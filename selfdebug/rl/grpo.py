@@ -43,17 +43,18 @@ def summed_reward(reward: Any, prompts_by_id: dict[str, Any]) -> Callable[..., l
 
 
 def run_grpo(config: Config, out: Path, prompts: list[Any], *, weights: Any, sft_adapter: Path | None,
-             tokenizer_dir: Any, reward: Any, dtype: Any, device: str, key: str | None = None) -> dict[str, Any]:
+             tokenizer_dir: Any, reward: Any, dtype: Any, device: str, merged: Path,
+             key: str | None = None) -> dict[str, Any]:
     """Train with GRPO into ``out`` (``checkpoints/`` as TRL writes them, ``model/``: the adapter over
-    ``sft_merged/``, ``grpo_log.json``, ``summary.json``); resumes from the newest checkpoint. ``reward``: the
-    ``RewardFunction`` PPO uses; ``key``: the run's config key (a rerun with the same key does nothing)."""
+    ``merged``, the SFT model merged, written here once), ``grpo_log.json``, ``summary.json``); resumes from the
+    newest checkpoint. ``reward``: the ``RewardFunction`` PPO uses; ``key``: the run's config key (a rerun with
+    the same key does nothing)."""
     import datasets
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from selfdebug.generate.chat import render_chat
-    from selfdebug.rl.train import MERGED_DIR
     from selfdebug.sft.train import latest_checkpoint
 
     rc = config.rl
@@ -63,8 +64,7 @@ def run_grpo(config: Config, out: Path, prompts: list[Any], *, weights: Any, sft
     model = AutoModelForCausalLM.from_pretrained(str(weights), dtype=dtype).to(device)
     if sft_adapter is not None:
         model = PeftModel.from_pretrained(model, str(sft_adapter)).merge_and_unload()
-    merged = out / MERGED_DIR  # the saved adapter's base, as PPO's
-    if not merged.is_dir():
+    if not merged.is_dir():  # the saved adapter's base, as PPO's
         tmp = merged.with_name(merged.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(str(tmp))

@@ -42,12 +42,12 @@ from typing import Any
 
 from selfdebug.config import REPO_ROOT, Config
 from selfdebug.io import atomic_write_json, atomic_write_text, write_jsonl
+from selfdebug.rl.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 MERGED_DIR = "sft_merged"
 CHECKPOINTS = "checkpoints"
-KEEP_CHECKPOINTS = 2
 UNTRAJECTORY = ("steps", "save_steps", "logit_chunk", "gradient_checkpointing")
 """``rl`` keys that do not change what an iteration does (a run may be extended past its checkpoints; memory
 savings compute the same update, to float rounding)."""
@@ -121,44 +121,6 @@ def batch_indices(n_prompts: int, batch_size: int, step: int, seed: int) -> list
             cache[epoch] = torch.randperm(n_prompts, generator=gen).tolist()
         out.append(cache[epoch][i])
     return out
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint (a folder is renamed into place once whole)."""
-    done = [p for p in folder.glob("step-*") if (p / "state.json").is_file() and not p.name.endswith(".tmp")]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def save_checkpoint(folder: Path, step: int, policy: Any, optimizer: Any, state: dict[str, Any]) -> Path:
-    import torch
-
-    final = folder / f"step-{step:06d}"
-    tmp = folder / f"step-{step:06d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    policy.save(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    atomic_write_json(tmp / "state.json", {**state, "step": step})
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old in sorted(folder.glob("step-*"), key=lambda p: p.name)[:-KEEP_CHECKPOINTS]:
-        if not old.name.endswith(".tmp"):
-            shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(path: Path, policy: Any, optimizer: Any) -> dict[str, Any]:
-    import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    result = set_peft_model_state_dict(policy.model, load_file(str(path / "adapter_model.safetensors")))
-    if getattr(result, "unexpected_keys", None):
-        raise RuntimeError(f"{path}: adapter tensors the policy does not have: {result.unexpected_keys[:5]}")
-    policy.value_head.load_state_dict(load_file(str(path / "value_head.safetensors")))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=policy.value_head.weight.device,
-                                         weights_only=True))
-    return json.loads((path / "state.json").read_text())
 
 
 def _read_rows(path: Path, upto: int) -> list[dict[str, Any]]:
@@ -278,7 +240,8 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
             reward = RewardFunction(tokenizer, execute, embedder or SentenceEmbedder(rc.embedder, device=device),
                                     rc.codebleu_weights, rc.reward_clip)
             return run_grpo(config, out, prompts, weights=weights, sft_adapter=sft_adapter,
-                            tokenizer_dir=tokenizer_dir, reward=reward, dtype=dtype, device=device, key=key)
+                            tokenizer_dir=tokenizer_dir, reward=reward, dtype=dtype, device=device,
+                            merged=out / MERGED_DIR, key=key)
         finally:
             execute.sandbox.close()
     policy = build_policy(weights, sft_adapter, lora_r=rc.lora_r, lora_alpha=rc.lora_alpha,
