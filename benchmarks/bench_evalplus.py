@@ -286,6 +286,11 @@ def _above(s: dict[str, Any]) -> str:
     return f"{round(s['ours']['warm_s'] - s['floor_s'], 2)}, {round(s['evalplus']['warm_s'] - s['floor_s'], 2)}"
 
 
+def _ceiling(s: dict[str, Any]) -> str:
+    floor = s.get("floor_s")
+    return f"{s['evalplus']['warm_s'] / floor:.2f}x" if floor else "–"
+
+
 def render(report: dict[str, Any]) -> str:
     """The Markdown page, from the JSON report alone."""
     lines = ["# Scoring on the EvalPlus suites: ours vs evalplus 0.3.1", "",
@@ -301,17 +306,22 @@ def render(report: dict[str, Any]) -> str:
              "in which the canonical solutions' own test time dominates. `tests' own s`: every call the programs "
              "make, timed in the child on one worker and summed; `floor`: that divided by the cores, the least "
              "wall time any harness (evalplus included, which runs the same calls) needs on this machine. What a "
-             "harness can win is its time above the floor.", "",
+             "harness can win is its time above the floor. `ceiling`: evalplus's warm time over the floor, the "
+             "largest speedup over evalplus that any harness running these tests to their CPU-time limits can "
+             "reach here (below the floor a harness must cut tests short: evalplus's wall-time limits do, on a "
+             "loaded machine, so its verdicts depend on the load; ours are CPU time by design). Where the ceiling "
+             "is under 3x, the issue's 3x target cannot be met on that workload by any such harness.", "",
              "| suite | workload | programs | tests (base + plus) | ours warm s | evalplus warm s | speedup | "
-             "ours cold s | evalplus cold s | verdicts identical | pass base / plus (ours, evalplus) | "
+             "ceiling | ours cold s | evalplus cold s | verdicts identical | pass base / plus (ours, evalplus) | "
              "tests' own s | floor s | above the floor: ours, evalplus s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in report["suites"]:
         o, e = s["ours"], s["evalplus"]
         kinds = ", ".join(f"{v} {k}" for k, v in s["kinds"].items() if v)
         lines.append(f"| {s['suite']} | {s.get('workload', 'mix')} | {s['programs']} ({kinds}) | "
                      f"{s['tests']['base']} + {s['tests']['plus']} | "
-                     f"{o['warm_s']} | {e['warm_s']} | **{s['speedup_warm']}x** | {o['cold_s']} | {e['cold_s']} | "
+                     f"{o['warm_s']} | {e['warm_s']} | **{s['speedup_warm']}x** | {_ceiling(s)} | {o['cold_s']} | "
+                     f"{e['cold_s']} | "
                      f"{'yes' if s['verdicts_identical'] else 'no: ' + str(s['n_disagreements'])} | "
                      f"{o['passed_base']}/{o['passed_plus']}, {e['passed_base']}/{e['passed_plus']} | "
                      f"{s.get('tests_own_s', '–')} | {s.get('floor_s', '–')} | {_above(s)} |")
@@ -355,7 +365,11 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true",
                     help="replace only the measured (suite, workload) rows of an existing --out report")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--render", action="store_true", help="only rewrite the .md from the saved .json")
     args = ap.parse_args()
+    if args.render:
+        atomic_write_text(args.out.with_suffix(".md"), render(json.loads(args.out.read_text())))
+        return
     logging.basicConfig(level=logging.WARNING)
     EVALPLUS_CACHE.mkdir(parents=True, exist_ok=True)
     python, prefix = evalplus_python(), jail_prefix()
