@@ -114,6 +114,7 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
         missing += [f"{a} − {b}: not both evaluated" for a, b in rc.pairs if (a, b) not in pairs]
         compared = compare_models(results, {k: str(v) for k, v in present.items()}, out, pairs=pairs)
         metrics.update(compared["metrics"])
+        missing += list(compared["stale_common"].values())
         made["Tables 2-4 by model (models_*)"] = [str(p) for p in present.values()]
     base_config, _ = load_results(results)
     paper = paper_results()

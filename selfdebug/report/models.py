@@ -181,6 +181,7 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
     common: dict[str, dict[str, list[dict[str, Any]]]] = {}
     common_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
     common_pairs: dict[Pair, dict[str, list[dict[str, Any]]]] = {}
+    stale: dict[str, str] = {}
     for label, folder in trained_dirs.items():
         cfg, records = load_results(folder)
         check_comparable(base_cfg, cfg, label)
@@ -190,10 +191,17 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
         models[label] = cfg["model"]["id"]
         folder_common = Path(folder) / COMMON_DIR
         if folder_common.is_dir():
-            common_records[label] = {p.name.split(".")[0]: list(read_jsonl(p))
-                                     for p in sorted(folder_common.glob("*.jsonl*"))}
-            common[label] = {bench: compare_common(recs, base_records[bench], **boot)
-                             for bench, recs in common_records[label].items()}
+            recs_by_bench = {p.name.split(".")[0]: list(read_jsonl(p)) for p in sorted(folder_common.glob("*.jsonl*"))}
+            try:
+                common[label] = {bench: compare_common(recs, base_records[bench], **boot)
+                                 for bench, recs in recs_by_bench.items()}
+                common_records[label] = recs_by_bench
+            except (ValueError, KeyError) as e:
+                # refined from another base run (the base was re-evaluated, e.g. on another CPU, whose engine
+                # samples other programs): a comparison on programs the base never wrote would be false
+                stale[label] = (f"{label}: its common set ({folder_common}) holds another base run's wrong programs "
+                                f"({e}); rerun its evaluation against this base (make evaluate-sft / evaluate-rl)")
+                log.warning("report: %s", stale[label])
     for a, b in pairs:
         unknown = [x for x in (a, b) if x not in records_of]
         if unknown or a == b:
@@ -216,6 +224,9 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
                 "Table 3 by model: overall pass@k by benchmark group", note)
     write_table(models_table4(metrics, diffs), out_dir, f"{prefix}table4_success_rate",
                 "Table 4 by model: success-refinement rate", note)
+    if not common:  # no table rather than a stale one from an earlier base run
+        for suffix in (".md", ".csv"):
+            (out_dir / f"{prefix}common_wrong_programs{suffix}").unlink(missing_ok=True)
     if common:
         write_table(common_table(common, list(common), common_pairs), out_dir, f"{prefix}common_wrong_programs",
                     "The same wrong programs refined by every model (beyond the paper)",
@@ -226,7 +237,7 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
                     "(problems resampled with their programs). Sandbox failures are left out. "
                     + note)
     result = {"models": models, "diffs": {f"{a} - {b}": d for (a, b), d in diffs.items()}, "common": common,
-              "common_pairs": {f"{a} - {b}": d for (a, b), d in common_pairs.items()},
+              "common_pairs": {f"{a} - {b}": d for (a, b), d in common_pairs.items()}, "stale_common": stale,
               "ks": ev["ks"], "ci": ev["ci"], "n_boot": ev["bootstrap"]}
     atomic_write_json(out_dir / f"{prefix}compare.json", result)
     return {**result, "metrics": metrics}

@@ -95,3 +95,27 @@ def test_a_pair_of_trained_models_gets_its_own_paired_difference(tmp_path):
     assert set(compare["diffs"]) == {"LeDex SFT - base", "LeDex RL - base", "LeDex RL - LeDex SFT"}
     with pytest.raises(ValueError, match="no model labelled 'LeDex PPO'"):
         compare_models(base, {"LeDex SFT": sft}, tmp_path / "out", pairs=[("LeDex PPO", "LeDex SFT")])
+
+
+def test_a_common_set_refined_from_another_base_run_is_named_not_compared(tmp_path):
+    """The base re-evaluated (on another CPU its engine samples other programs) no longer holds the wrong programs a
+    trained model's committed common set refined: the report says so and writes no common table, instead of
+    crashing or comparing programs the base never wrote; the other tables stand."""
+    from selfdebug.evaluate.common import wrong_programs
+
+    old_base = records("humaneval", BASE)
+    new_base = {**BASE, "C": [RIGHT, RIGHT]}  # C's two wrong programs are gone from the new base run
+    base = _folder(tmp_path / "base", "embedded", new_base)
+    sft = _folder(tmp_path / "sft", "sft", SFT)
+    common = [dict(r, chain=chain, round=1, passed=False, status="wrong_answer")
+              for r in wrong_programs(old_base) for chain in ("refine", "explain_refine")]
+    (sft / "common").mkdir()
+    with gzip.open(sft / "common" / "humaneval.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in common[:2])  # and some of the new base's are missing
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "models_common_wrong_programs.md").write_text("stale numbers")
+    result = compare_models(base, {"LeDex SFT": sft}, out)
+    assert "another base run's wrong programs" in result["stale_common"]["LeDex SFT"]
+    assert not (out / "models_common_wrong_programs.md").exists()
+    assert (out / "models_table2_passk.md").is_file()
