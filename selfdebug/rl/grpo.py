@@ -43,33 +43,23 @@ def summed_reward(reward: Any, prompts_by_id: dict[str, Any]) -> Callable[..., l
 
 
 def run_grpo(config: Config, out: Path, prompts: list[Any], *, weights: Any, sft_adapter: Path | None,
-             tokenizer_dir: Any, reward: Any, dtype: Any, device: str, merged: Path,
+             tokenizer: Any, reward: Any, dtype: Any, device: str, merged: Path,
              key: str | None = None) -> dict[str, Any]:
     """Train with GRPO into ``out`` (``checkpoints/`` as TRL writes them, ``model/``: the adapter over
     ``merged``, the SFT model merged, written here once), ``grpo_log.json``, ``summary.json``); resumes from the
     newest checkpoint. ``reward``: the ``RewardFunction`` PPO uses; ``key``: the run's config key (a rerun with
     the same key does nothing)."""
     import datasets
-    from peft import LoraConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
     from selfdebug.generate.chat import render_chat
+    from selfdebug.rl.policy import merged_sft_model
     from selfdebug.sft.train import latest_checkpoint
 
     rc = config.rl
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(weights), dtype=dtype).to(device)
-    if sft_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(sft_adapter)).merge_and_unload()
-    if not merged.is_dir():  # the saved adapter's base, as PPO's
-        tmp = merged.with_name(merged.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        tmp.rename(merged)
+    model = merged_sft_model(weights, sft_adapter, dtype, device, merged)  # the saved adapter's base, as PPO's
+    tokenizer.save_pretrained(str(merged))
     # rendered prompts (the project's chat format, as PPO's rollouts see them), with the id the reward needs
     rows = [{"prompt": render_chat(p.chat, tokenizer, config.model.chat_format), "prompt_id": p.prompt_id}
             for p in prompts]

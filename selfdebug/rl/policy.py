@@ -82,16 +82,12 @@ class PolicyWithValue(torch.nn.Module):
         return path
 
 
-def build_policy(model_path: str | Path, sft_adapter: str | Path | None = None, *, lora_r: int = 16,
-                 lora_alpha: int = 32, lora_dropout: float = 0.0, lora_targets: list[str] | str = "all-linear",
-                 dtype: torch.dtype = torch.float32, device: str = "cpu", seed: int = 0,
-                 merged_dir: str | Path | None = None) -> PolicyWithValue:
-    """The base model at ``model_path`` with the SFT adapter at ``sft_adapter`` merged in (None: the base is the
-    reference), then a fresh LoRA adapter and a value head. ``lora_dropout`` defaults to 0: dropout would make the
-    log-probs of the PPO update differ from those of the rollout for the same weights, so the ratio would not
-    start at 1. ``merged_dir``: also save the merged (SFT) model there, before the RL adapter goes on, unless
-    the folder exists (written whole or not at all): the base of the saved RL adapter."""
-    from peft import LoraConfig, PeftModel, get_peft_model
+def merged_sft_model(model_path: str | Path, sft_adapter: str | Path | None, dtype: torch.dtype = torch.float32,
+                     device: str = "cpu", merged_dir: str | Path | None = None) -> Any:
+    """The base model at ``model_path`` with the SFT adapter merged into its weights (None: the base itself), saved
+    to ``merged_dir`` unless that folder exists (written whole or not at all): the reference of RL, and the base
+    of the RL adapter it saves (PPO's and GRPO's)."""
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(device)
@@ -104,6 +100,21 @@ def build_policy(model_path: str | Path, sft_adapter: str | Path | None = None, 
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         tmp.rename(merged_dir)
+    return model
+
+
+def build_policy(model_path: str | Path, sft_adapter: str | Path | None = None, *, lora_r: int = 16,
+                 lora_alpha: int = 32, lora_dropout: float = 0.0, lora_targets: list[str] | str = "all-linear",
+                 dtype: torch.dtype = torch.float32, device: str = "cpu", seed: int = 0,
+                 merged_dir: str | Path | None = None) -> PolicyWithValue:
+    """The base model at ``model_path`` with the SFT adapter at ``sft_adapter`` merged in (None: the base is the
+    reference), then a fresh LoRA adapter and a value head. ``lora_dropout`` defaults to 0: dropout would make the
+    log-probs of the PPO update differ from those of the rollout for the same weights, so the ratio would not
+    start at 1. ``merged_dir``: also save the merged (SFT) model there, before the RL adapter goes on, unless
+    the folder exists (written whole or not at all): the base of the saved RL adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    model = merged_sft_model(model_path, sft_adapter, dtype, device, merged_dir)
     torch.manual_seed(seed)
     config = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, target_modules=lora_targets,
                         task_type="CAUSAL_LM")

@@ -240,7 +240,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
             reward = RewardFunction(tokenizer, execute, embedder or SentenceEmbedder(rc.embedder, device=device),
                                     rc.codebleu_weights, rc.reward_clip)
             return run_grpo(config, out, prompts, weights=weights, sft_adapter=sft_adapter,
-                            tokenizer_dir=tokenizer_dir, reward=reward, dtype=dtype, device=device,
+                            tokenizer=tokenizer, reward=reward, dtype=dtype, device=device,
                             merged=out / MERGED_DIR, key=key)
         finally:
             execute.sandbox.close()

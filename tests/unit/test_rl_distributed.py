@@ -6,33 +6,19 @@ log covers every rank's rollouts."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 
-import pytest
 from test_rl_data import collection
 from test_rl_train import overrides, records, tiny  # noqa: F401 - tiny is a fixture
-
-from selfdebug.config import REPO_ROOT
+from test_sft_distributed import run_two_processes
 
 
 def test_two_cpu_processes_train_the_same_weights_on_their_shares(tmp_path, tiny):  # noqa: F811
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
-    if torchrun is None:
-        pytest.skip("torch's launcher is not installed next to this interpreter")
     root = collection(tmp_path, records())
     # "Refine" prompts only: no explanation, so no sentence embedder is loaded
     args = overrides(root, tiny, "rl.steps=2", "rl.save_steps=1", "rl.batch_size=4", "rl.mini_batch_size=2",
                      "rl.formats=[refine]", "rl.limit=null")
     out = tmp_path / "ddp"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(30500 + os.getpid() % 1000),
-           "-m", "selfdebug.rl", "--profile", "smoke", "--run-dir", str(out)]
-    for a in args:
-        cmd += ["--override", a]
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TQDM_DISABLE="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_two_processes("selfdebug.rl", out, args, 30500)
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2  # run_rl gathered both ranks' weight digests and found them equal
@@ -44,16 +30,8 @@ def test_two_cpu_processes_train_the_same_weights_on_their_shares(tmp_path, tiny
 
 
 def test_a_batch_that_does_not_split_evenly_is_refused(tmp_path, tiny):  # noqa: F811
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
-    if torchrun is None:
-        pytest.skip("torch's launcher is not installed next to this interpreter")
     root = collection(tmp_path, records())
     args = overrides(root, tiny, "rl.batch_size=3", "rl.mini_batch_size=1", "rl.formats=[refine]")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(31500 + os.getpid() % 1000),
-           "-m", "selfdebug.rl", "--profile", "smoke", "--run-dir", str(tmp_path / "odd")]
-    for a in args:
-        cmd += ["--override", a]
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TQDM_DISABLE="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_two_processes("selfdebug.rl", tmp_path / "odd", args, 31500)
     assert done.returncode != 0
     assert "multiples of the number of processes (2)" in done.stderr

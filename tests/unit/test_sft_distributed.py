@@ -26,18 +26,23 @@ def tiny(tmp_path_factory):
     return path
 
 
-def test_two_cpu_processes_end_with_identical_weights(tmp_path, tiny):
+def run_two_processes(module: str, run_dir, overrides_: list[str], port_base: int) -> subprocess.CompletedProcess:
+    """``python -m <module> --profile smoke`` in two CPU processes under torchrun (skips without the launcher)."""
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
     if torchrun is None:
         pytest.skip("torch's launcher is not installed next to this interpreter")
-    root = collection(tmp_path, many_records(8))
-    args = overrides(root, tiny, "sft.epochs=2", "sft.batch_size=4", "sft.micro_batch_size=1")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000),
-           "-m", "selfdebug.sft", "--profile", "smoke", "--run-dir", str(tmp_path / "ddp")]
-    for a in args:
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(port_base + os.getpid() % 1000),
+           "-m", module, "--profile", "smoke", "--run-dir", str(run_dir)]
+    for a in overrides_:
         cmd += ["--override", a]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TQDM_DISABLE="1", OMP_NUM_THREADS="1")
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_two_cpu_processes_end_with_identical_weights(tmp_path, tiny):
+    root = collection(tmp_path, many_records(8))
+    args = overrides(root, tiny, "sft.epochs=2", "sft.batch_size=4", "sft.micro_batch_size=1")
+    done = run_two_processes("selfdebug.sft", tmp_path / "ddp", args, 29500)
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2  # run_sft gathered both ranks' digests and found them equal
