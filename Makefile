@@ -7,6 +7,7 @@
 #   make evaluate-sft         the cpu profile's SFT model evaluated as the base was, then the tables by model
 #   make rl                   notebook 05: PPO after SFT (trains SFT first when needed), curves
 #   make evaluate-rl          the cpu profile's RL model evaluated as the base was, then the tables by model
+#   make explanations         notebook 07: LLM judges score the base, SFT and RL explanations (Table 9), then the report
 # Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
 
 PROFILE ?= cpu
@@ -23,7 +24,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model teacher collect sft evaluate-sft rl evaluate-rl bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: setup model teacher collect sft evaluate-sft rl evaluate-rl explanations bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -183,6 +184,25 @@ $(RL_DONE): $(SFT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/05_r
 evaluate-rl: setup
 	$(MAKE) --no-print-directory rl PROFILE=cpu
 	$(call EVALUATE_TRAINED,cpu-rl)
+
+# ---- explanation quality (paper §4.4, Table 9): notebook 07 ------------------------------------------------------
+# LLM judges score the base, SFT and RL models' explanations (their evaluation results: report.results and
+# report.models); for cpu, the compact results go beside the figures (items gzipped) and the report is rebuilt.
+EXPLAIN := $(RUN)/explanations
+JUDGE_IDS = $(shell $(PY) -m selfdebug.config $(PROFILE) --get explanations.judges 2>/dev/null)
+
+explanations: $(EXPLAIN)/.done
+ifeq ($(PROFILE),cpu)
+	@mkdir -p $(RESULTS)/explanations
+	cp $(EXPLAIN)/config.yaml $(EXPLAIN)/sample.json $(EXPLAIN)/judgements.jsonl $(EXPLAIN)/proxy.jsonl $(RESULTS)/explanations/
+	-cp $(EXPLAIN)/time.txt $(RESULTS)/explanations/
+	gzip -n -c $(EXPLAIN)/items.jsonl > $(RESULTS)/explanations/items.jsonl.gz
+	$(REPORT)
+endif
+
+$(EXPLAIN)/.done: configs/$(PROFILE).yaml configs/base.yaml notebooks/07_explanations.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+	@$(MAKE) --no-print-directory $(MODEL_STAMP)$(if $(findstring embedded-teacher,$(JUDGE_IDS)), $(TEACHER_STAMP),) PROFILE=$(PROFILE)
+	$(call TRAIN,$(EXPLAIN),07_explanations)
 
 # Rebuilds every table and figure of the cpu profile from the committed per-sample results, in seconds.
 figures: setup

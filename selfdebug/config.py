@@ -247,6 +247,35 @@ class ReportConfig:
 
 
 @dataclass
+class ExplanationsConfig:
+    """Explanation quality (paper §4.4, Table 9; ``selfdebug.explanations``, notebook 07): a judge model scores the
+    explanations of wrong code on the rubric's two 1-5 scales, for every model on the same sampled problems."""
+
+    models: dict[str, str] = field(default_factory=dict)
+    """Label -> evaluation records folder (``samples/``); empty: ``base`` (``report.results``, else
+    ``runs/<profile>/evaluate``) and the models of ``report.models`` whose results exist."""
+    judges: list[str | ModelConfig] = field(default_factory=lambda: ["self"])
+    """``self`` (the profile's own model) or a model section (the 1.5B ``embedded-teacher``, an OpenAI-compatible
+    endpoint such as GPT-4 with ``backend: openai``); two or more give the judges' agreement."""
+    n_problems: int = 50
+    """Problems with a wrong initial solution in the sample (the paper: 50 from MBPP and HumanEval)."""
+    seed: int = 0
+    benchmarks: list[str] = field(default_factory=lambda: ["humaneval", "mbpp"])
+    round: int = 1
+    """The Explain + Refine round whose explanations are scored (1: of the wrong initial solution)."""
+    reply_prefix: str = "Correctness:"
+    """The start of the judge's reply, given to it (local backends; set ``""`` for an endpoint that does not
+    continue an assistant message): small judges then answer in the asked form."""
+    max_new_tokens: int = 16
+    max_unparsed_share: float = 0.25
+    """The stage fails when more of a judge's replies than this give no score (a judge that cannot follow
+    the format measures nothing); the unparsed replies are kept and named."""
+    embedder: str = "minilm"
+    """Sentence embedder of the automatic proxy (similarity to verified explanations; ``rl.embedder``'s
+    choices), or ``none``."""
+
+
+@dataclass
 class Config:
     profile: str
     seed: int = 0
@@ -260,6 +289,7 @@ class Config:
     sft: SftConfig = field(default_factory=SftConfig)
     rl: RlConfig = field(default_factory=RlConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    explanations: ExplanationsConfig = field(default_factory=ExplanationsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -410,6 +440,7 @@ def _validate(config: Config, where: str) -> None:
     _validate_collect(config.collect, where)
     _validate_sft(config.sft, where)
     _validate_rl(config.rl, where)
+    _validate_explanations(config.explanations, where)
     labels = {"base", *config.report.models}
     for pair in config.report.pairs:
         if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= labels:
@@ -508,6 +539,24 @@ def _validate_collect(co: CollectConfig, where: str) -> None:
     for m in [*co.models, *(t for t in co.teachers if not isinstance(t, str))]:
         if m.backend not in BACKENDS:
             raise ConfigError(f"{where}: collect model {m.id!r}: backend {m.backend!r} is not one of {BACKENDS}")
+
+
+def _validate_explanations(ex: ExplanationsConfig, where: str) -> None:
+    from selfdebug.generate import BACKENDS
+
+    judges = [j if isinstance(j, str) else j.id for j in ex.judges]
+    if not ex.judges or any(isinstance(j, str) and j != "self" for j in ex.judges) or len(set(judges)) != len(judges):
+        raise ConfigError(f"{where}: explanations.judges must be distinct entries, each 'self' or a model section "
+                          f"(id, backend, ...), got {ex.judges}")
+    for j in ex.judges:
+        if not isinstance(j, str) and j.backend not in BACKENDS:
+            raise ConfigError(f"{where}: explanations judge {j.id!r}: backend {j.backend!r} is not one of {BACKENDS}")
+    if ex.n_problems < 1 or ex.round < 1 or ex.max_new_tokens < 1:
+        raise ConfigError(f"{where}: explanations.n_problems, .round and .max_new_tokens must be >= 1")
+    if not 0 <= ex.max_unparsed_share <= 1:
+        raise ConfigError(f"{where}: explanations.max_unparsed_share must lie in [0, 1], got {ex.max_unparsed_share}")
+    if not ex.benchmarks:
+        raise ConfigError(f"{where}: explanations.benchmarks is empty")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,8 +23,8 @@ from selfdebug.config import REPO_ROOT, Config, load_config
 from selfdebug.io import atomic_write_text, read_jsonl
 
 log = logging.getLogger(__name__)
-EXPLANATION_SCORES = "explanations/scores.json"
-"""Beside a model's evaluation results: notebook 07's mean explanation score per judge (Table 9)."""
+EXPLANATIONS = "explanations"
+"""Beside the base model's evaluation results: notebook 07's folder (every model's judged explanations)."""
 
 
 def _path(value: str | None, default: str) -> Path:
@@ -61,8 +61,8 @@ def table9(paper: Any, scores: dict[str, dict[str, float]]) -> str:
             for judge, value in by_judge.items():
                 lines.append(f"| {judge} | ours | {label} | {value:.2f} |")
     else:
-        lines += ["", "Ours: not measured for this profile (no `explanations/scores.json` beside the evaluation "
-                  "results; notebook 07 writes it)."]
+        lines += ["", "Ours: not measured for this profile (no `explanations/` beside the evaluation results; "
+                  "notebook 07 writes it)."]
     return "\n".join(lines) + "\n"
 
 
@@ -133,10 +133,16 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
                 "deltas left out; Table 4's is the average over the four benchmarks (ours: " +
                 "HumanEval and HumanEval+, which score the same samples, count once).")
     scores = {}
-    for lab, folder in {"base": results, **present}.items():
-        path = folder / EXPLANATION_SCORES
-        if path.is_file():
-            scores[lab] = json.loads(path.read_text())
+    judged = results / EXPLANATIONS
+    if (judged / "judgements.jsonl").is_file():
+        from selfdebug.explanations.analysis import markdown, summarise, table9_scores
+
+        summary = summarise(judged, n_boot=ev["bootstrap"], ci=ev["ci"], seed=base_config["seed"])
+        scores = table9_scores(summary)
+        atomic_write_text(out / "explanations_quality.md", markdown(summary))
+        made["Table 9 by LLM judge, agreement, proxy (explanations_quality.md)"] = [str(judged)]
+    else:
+        missing.append(f"Table 9 (ours): no {judged / 'judgements.jsonl'} (notebook 07, make explanations)")
     atomic_write_text(out / "table9_explanations.md", table9(paper, scores))
     summary = {"profile": profile, "made": made, "missing": missing}
     lines = [f"### What `{profile}`'s report was assembled from", ""]

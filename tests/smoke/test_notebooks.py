@@ -51,6 +51,8 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
         overrides.append(f"sft.collection={small_collection(tmp_path / 'collect')}")
     if notebook.stem.endswith("rl"):  # RL straight on the tiny model (rl.sft_adapter=none), the written collection
         overrides += [f"rl.collection={small_collection(tmp_path / 'collect')}", "rl.sft_adapter=none"]
+    if notebook.stem.endswith("explanations"):  # the committed cpu run's explanations, judged by the tiny model
+        overrides.append('explanations.models={"base": "figures/results/cpu", "LeDex SFT": "figures/results/cpu-sft"}')
     parameters = {"profile": "smoke", "run_dir": str(run_dir), "overrides": overrides}
     if notebook.stem.endswith("report"):  # the committed cpu results (a smoke run has no trained models)
         parameters = {"profile": "smoke", "out_dir": str(run_dir), "overrides": REPORT_OVERRIDES}
@@ -68,6 +70,12 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["prompts"] == 2 and summary["steps"] == 2
         assert (run_dir / "model" / "adapter_config.json").is_file() and (run_dir / "curves.png").is_file()
+    if notebook.stem.endswith("explanations"):
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["n_items"] == 6 and summary["models"] == ["LeDex SFT", "base"]
+        judged = (run_dir / "judgements.jsonl").read_text().splitlines()
+        assert len(judged) == 6 - summary["n_empty"]  # one reply per explained item, scored or not
+        assert "Table 9, ours" in (run_dir / "explanations.md").read_text()
     if notebook.stem.endswith("filter"):  # 03 runs the whole collection (01 and 02 first)
         for name in ("data/refinements.jsonl", "README.md", "results.json", "table1_collection.md",
                      "table1_sources.png", "filter/done.json"):
