@@ -106,6 +106,9 @@ def run_explanations(config: Config, run_dir: str | Path | None = None, *,
     config.save(out / "config.yaml")
     models = resolve_models(config)
     sample = draw_sample(models, ex.n_problems, ex.seed, benchmarks=ex.benchmarks, round_=ex.round)
+    if not sample.items:
+        raise ValueError(f"explanations: no problem of {', '.join(ex.benchmarks)} has an Explain + Refine attempt at "
+                         f"round {ex.round} for every model ({', '.join(models)}): nothing to judge")
     # the report names folders as the profile does (repository-relative), so a committed copy is the same anywhere
     sample.report["models"] = {m: str(_relative(p)) for m, p in models.items()}
     write_sample(sample, out)

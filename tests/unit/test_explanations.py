@@ -156,6 +156,13 @@ def test_a_missing_records_folder_is_named(tmp_path):
         run_explanations(config, tmp_path / "ex", backends={"fake-judge": Judge()})
 
 
+def test_models_without_a_common_problem_are_named(tmp_path):
+    config = _config(tmp_path, "explanations.round=3")  # no model has a third round
+    with pytest.raises(ValueError, match="no problem of humaneval, mbpp has an Explain [+] Refine attempt at round 3 "
+                                         "for every model [(]base, SFT[)]"):
+        run_explanations(config, tmp_path / "ex", backends={"fake-judge": Judge()})
+
+
 def test_two_judges_give_their_agreement(tmp_path):
     config = _config(tmp_path)
     from selfdebug.config import ModelConfig
