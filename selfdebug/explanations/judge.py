@@ -38,8 +38,10 @@ def judge_chat(item: dict[str, Any], reply_prefix: str = "") -> Chat:
     return with_prefix(chat, reply_prefix) if reply_prefix else chat
 
 
-_SCORE = {scale: re.compile(rf"\b{scale}\b\W{{0,6}}([1-5])(?![0-9.])", re.IGNORECASE) for scale in SCALES}
-"""``Correctness: 4``, ``**Correctness**: 4/5``, ``correctness = 4``; not ``Correctness: 4.5`` or ``10``."""
+_SCORE = {scale: re.compile(rf"\b{scale}\b[\s:*=]{{0,6}}([1-5])(?![0-9]|\.[0-9]|\s*-\s*[0-9])", re.IGNORECASE)
+          for scale in SCALES}
+"""``Correctness: 4``, ``**Correctness**: 4/5``, ``correctness = 4.``; not ``Correctness: 4.5`` or ``10``, and not the
+asked form echoed back (``Correctness: <1-5>``, ``Correctness (1-5): 4``): no score rather than a wrong one."""
 
 
 @dataclass(frozen=True)

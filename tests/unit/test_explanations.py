@@ -24,6 +24,7 @@ GOOD, BAD = "It is off by one: range stops before n.", "The code looks fine."
     ("Correctness: 4\nHelpfulness: 3", {"correctness": 4, "helpfulness": 3}),
     ("**Correctness**: 5/5\n**Helpfulness** = 2", {"correctness": 5, "helpfulness": 2}),
     ("correctness: 4 helpfulness: 4 (correctness: 4)", {"correctness": 4, "helpfulness": 4}),
+    ("Correctness: 4.\nHelpfulness: 2.", {"correctness": 4, "helpfulness": 2}),
 ])
 def test_a_reply_is_read_into_two_scores(reply, want):
     j = parse_judgement(reply)
@@ -34,6 +35,9 @@ def test_a_reply_is_read_into_two_scores(reply, want):
     ("Correctness: 4", "no 'Helpfulness: <1-5>'"),
     ("Correctness: 4.5\nHelpfulness: 3", "no 'Correctness: <1-5>'"),
     ("Correctness: 10\nHelpfulness: 3", "no 'Correctness: <1-5>'"),
+    ("Correctness: <1-5>\nHelpfulness: <1-5>", "no 'Correctness: <1-5>'; no 'Helpfulness: <1-5>'"),
+    ("Correctness (1-5): 4\nHelpfulness: 3", "no 'Correctness: <1-5>'"),
+    ("Correctness: 1-5\nHelpfulness: 3", "no 'Correctness: <1-5>'"),
     ("Correctness: 2\nHelpfulness: 3\nCorrectness: 5", "correctness scored differently (2, 5)"),
     ("I think the explanation is good.", "no 'Correctness: <1-5>'; no 'Helpfulness: <1-5>'"),
 ])
