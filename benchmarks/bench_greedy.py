@@ -185,8 +185,7 @@ README_START, README_END = "<!-- greedy-pass1:start (benchmarks/bench_greedy.py 
 def readme_block(data: dict) -> str:
     """The README's table: the profile engine's greedy pass@1 on each benchmark beside the maker's."""
     cpu = data["cpu"]
-    lines = [README_START, "",
-             f"Greedy pass@1 (%) of the embedded model, every problem, `python benchmarks/bench_greedy.py` "
+    lines = [f"Greedy pass@1 (%) of the embedded model, every problem, `python benchmarks/bench_greedy.py` "
              f"on {cpu['model']} ({data['when']} UTC); details and the other engines in "
              "[benchmarks/results/greedy.md](benchmarks/results/greedy.md):", "",
              "| benchmark | problems | ours, as parsed | ours, sanitized | maker (bf16, EvalPlus harness) |",
@@ -194,19 +193,16 @@ def readme_block(data: dict) -> str:
     for bench, m in data["engines"].get("profile", {}).items():
         lines.append(f"| {bench} | {m['problems']} | {m['pass1_parsed']} | {m['pass1_sanitized']} "
                      f"| {MAKER.get(bench, '–')} |")
-    return "\n".join([*lines, "", README_END])
+    return "\n".join(lines)
 
 
 def update_readme(data: dict, readme: Path = ROOT / "README.md") -> bool:
     """Rewrite the marked block of the README from the saved results (False when the README has no block)."""
-    from selfdebug.io import atomic_write_text
+    from selfdebug.io import rewrite_marked_block
 
-    text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < 0 or "profile" not in data["engines"]:
+    if "profile" not in data["engines"]:
         return False
-    atomic_write_text(readme, text[:start] + readme_block(data) + text[end + len(README_END):])
-    return True
+    return rewrite_marked_block(readme, README_START, README_END, readme_block(data))
 
 
 def main(argv: list[str] | None = None) -> int:

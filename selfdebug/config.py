@@ -8,6 +8,7 @@ never silently falls back to a default. The resolved config is saved beside ever
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +73,13 @@ class EvaluateConfig:
     bootstrap: int = 1000
     ci: float = 0.95
     max_sandbox_error_share: float = 0.02
+    """The stage fails when more than this share of a benchmark's attempts are sandbox failures (the harness
+    or a reference solution failed): such attempts are left out of every metric, and many of them mean a
+    broken harness, not a weak model."""
     common_wrong_from: str | None = None
     """Beyond the paper (``selfdebug.evaluate.common``): another run's results folder (the base model's, e.g.
     ``figures/results/cpu``) whose wrong initial samples this model also refines, round-1 requests identical to
     the base's, so that models are compared on the same wrong programs. Relative to the repository root."""
-    """The stage fails when more than this share of a benchmark's attempts are sandbox failures (the harness
-    or a reference solution failed): such attempts are left out of every metric, and many of them mean a
-    broken harness, not a weak model."""
 
 
 @dataclass
@@ -217,6 +218,11 @@ class RlConfig:
     """PPO iterations (not given in the paper)."""
     reward_clip: float | None = None
     """Bound each reward to [-reward_clip, reward_clip] (None: the paper's formulas as they are)."""
+    explanation_range: list[float] = field(default_factory=lambda: [0.4, 1.0])
+    """The S_ex interval mapped linearly onto the explanation reward's [-5, 5], its midpoint the good/bad border
+    (reward 0). The paper's [0.4, 1.0] (the cosine similarities it observed with all-roberta-large-v1) gives its
+    ``(50 * S_ex - 35) / 3``; another embedder's similarities are distributed otherwise, so its range comes from
+    what it gives on the collected data (``python -m selfdebug.rl.calibrate``)."""
     save_steps: int = 10
     """Checkpoint (RL adapter, value head, optimizer, step) every N PPO iterations; a killed run resumes from
     the newest."""
@@ -244,6 +250,13 @@ class ReportConfig:
     """An SFT run's ``log.jsonl`` (loss curves); default ``runs/<profile>/sft/log.jsonl``."""
     rl_log: str | None = None
     """An RL run's ``log.jsonl`` (reward curves); default ``runs/<profile>/rl/log.jsonl``."""
+    budget: str | None = None
+    """The folder of `make reproduce`'s ``budget.tsv``, ``machine.json`` and ``time/`` (``selfdebug.report.budget``);
+    default ``runs/<profile>``."""
+    other_budgets: dict[str, str] = field(default_factory=dict)
+    """Profile -> the folder of that profile's timed `make reproduce` (as ``budget``), shown after this one's in
+    ``budget.md`` (the cpu report shows ``cpu-quick``'s committed budget); a folder without ``budget.tsv`` is named
+    as missing."""
 
 
 @dataclass
@@ -324,7 +337,9 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+        return {_check_type(k, key_tp, f"{where} key {k!r}"): _check_type(v, value_tp, f"{where}.{k}")
+                for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool):
@@ -361,11 +376,27 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "extra":
+        # a profile's `extra` and `other_budgets` replace its parent's: their entries do not add up
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("extra", "other_budgets"):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
     return out
+
+
+def profile_files(profile: str) -> list[Path]:
+    """The YAML files a profile is read from, itself first, then what it ``extends`` (for build dependencies)."""
+    path = (Path(profile) if profile.endswith((".yaml", ".yml")) else CONFIG_DIR / f"{profile}.yaml").resolve()
+    files: list[Path] = []
+    while path not in files:
+        if not path.is_file():
+            raise ConfigError(f"profile file not found: {path}")
+        files.append(path)
+        parent = (yaml.safe_load(path.read_text()) or {}).get("extends")
+        if parent is None:
+            break
+        path = (path.parent / parent).resolve()
+    return files
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -441,6 +472,10 @@ def _validate(config: Config, where: str) -> None:
     _validate_sft(config.sft, where)
     _validate_rl(config.rl, where)
     _validate_explanations(config.explanations, where)
+    for other in config.report.other_budgets:
+        if other == config.profile or not (CONFIG_DIR / f"{other}.yaml").is_file():
+            raise ConfigError(f"{where}: report.other_budgets.{other}: not another profile (no "
+                              f"configs/{other}.yaml, or the profile itself)")
     labels = {"base", *config.report.models}
     for pair in config.report.pairs:
         if len(pair) != 2 or pair[0] == pair[1] or not set(pair) <= labels:
@@ -505,6 +540,11 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
         raise ConfigError(f"{where}: rl.limit must be >= 1 or null, got {rc.limit}")
     if rc.reward_clip is not None and rc.reward_clip <= 0:
         raise ConfigError(f"{where}: rl.reward_clip must be > 0 or null, got {rc.reward_clip}")
+    lo_hi = rc.explanation_range
+    if (not isinstance(lo_hi, list) or len(lo_hi) != 2 or not all(isinstance(v, int | float) for v in lo_hi)
+            or not -1.0 <= lo_hi[0] < lo_hi[1] <= 1.0):
+        raise ConfigError(f"{where}: rl.explanation_range must be [low, high] cosine similarities with "
+                          f"-1 <= low < high <= 1, got {lo_hi!r}")
 
 
 def _validate_collect(co: CollectConfig, where: str) -> None:
@@ -567,7 +607,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("profile")
     parser.add_argument("--get", help="a dotted key, e.g. model.id")
     parser.add_argument("--set", action="append", default=[], help="dotted override KEY=VALUE")
+    parser.add_argument("--files", action="store_true", help="print the YAML files the profile is read from")
     args = parser.parse_args(argv)
+    if args.files:
+        print(" ".join(os.path.relpath(p, REPO_ROOT) for p in profile_files(args.profile)))
+        return
     config = load_config(args.profile, args.set)
     if args.get:
         node: Any = config.to_dict()

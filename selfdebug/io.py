@@ -49,6 +49,29 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def write_or_print(text: str, out: str | Path | None) -> None:
+    """A command line's Markdown: written atomically to ``out`` when given, else printed."""
+    if out:
+        atomic_write_text(Path(out), text)
+    else:
+        print(text, end="")
+
+
+def rewrite_marked_block(path: str | Path, start: str, end: str, block: str) -> bool:
+    """Replace the text from the line ``start`` to the line ``end`` (both kept) of a file, such as a generated
+    table in the README, atomically; False (nothing written) when the file lacks either marker."""
+    path = Path(path)
+    text = path.read_text()
+    i = text.find(start)
+    j = text.find(end, i + len(start)) if i >= 0 else -1
+    if i < 0 or j < 0:
+        return False
+    new = text[:i] + start + "\n\n" + block.strip("\n") + "\n\n" + text[j:]
+    if new != text:
+        atomic_write_text(path, new)
+    return True
+
+
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write rows atomically; ``.gz`` paths are gzip-compressed (deterministically: no mtime)."""
     body = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows).encode()

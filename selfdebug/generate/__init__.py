@@ -92,7 +92,7 @@ def _derived_from_adapter(folder: Path, name: str, write: Any) -> Path:
     out, marker = folder / name, folder / f"{name}.json"
     source = weights_fingerprint(folder / "adapter_model.safetensors")
     try:
-        fresh = out.is_file() and json.loads(marker.read_text()).get("source") == source
+        fresh = out.exists() and json.loads(marker.read_text()).get("source") == source
     except (OSError, ValueError):
         fresh = False
     if not fresh:
@@ -114,14 +114,28 @@ def _merged_gguf(cfg: dict) -> Path | None:
     return _derived_from_adapter(folder, "merged.f16.gguf", lambda f, out: _write_merged(f, str(base), out))
 
 
-def _write_merged(folder: Path, base: str, out: Path) -> None:
+def _merged_hf(cfg: dict) -> Path | None:
+    """For a PEFT LoRA adapter folder as the model of the hf or vllm backend: the base with the adapter merged in,
+    as a transformers folder (``merged-hf`` inside the adapter folder), written once and again whenever the
+    adapter's weights change; None when the model is not an adapter folder."""
+    from .engine_select import lora_base
+
+    folder = Path(str(cfg["id"])).expanduser()
+    base = lora_base(folder)
+    if base is None:
+        return None
+    return _derived_from_adapter(folder, "merged-hf", lambda f, out: _write_merged_hf(f, str(base), out))
+
+
+def _write_merged_hf(folder: Path, base: str, out: Path) -> None:
+    """The adapter of ``folder`` merged into ``base`` (a transformers folder, hub id or GGUF file), saved as a
+    transformers folder at ``out`` (written beside it, then moved into place: a kill leaves no half folder)."""
     import shutil
 
     import torch
     from peft import PeftModel
+    from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .gguf_export import export_model
 
     base_path = Path(base)
     where = ({"pretrained_model_name_or_path": base_path.parent, "gguf_file": base_path.name}
@@ -129,11 +143,9 @@ def _write_merged(folder: Path, base: str, out: Path) -> None:
     log.info("merging the LoRA adapter %s into %s and writing %s (once per adapter)", folder, base, out.name)
     model = AutoModelForCausalLM.from_pretrained(**where, dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, folder).merge_and_unload()
-    work = folder / ".merged-hf"
+    work = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(work, ignore_errors=True)
     # the state dict and config, not save_pretrained: transformers refuses to save a model it read from a GGUF
-    from safetensors.torch import save_file
-
     work.mkdir(parents=True)
     state = {k: v.detach().contiguous() for k, v in merged.state_dict().items()}
     if merged.config.tie_word_embeddings:
@@ -141,6 +153,17 @@ def _write_merged(folder: Path, base: str, out: Path) -> None:
     save_file(state, str(work / "model.safetensors"))
     merged.config.save_pretrained(work)
     AutoTokenizer.from_pretrained(**where).save_pretrained(work)
+    shutil.rmtree(out, ignore_errors=True)
+    work.replace(out)
+
+
+def _write_merged(folder: Path, base: str, out: Path) -> None:
+    import shutil
+
+    from .gguf_export import export_model
+
+    work = folder / ".merged-hf"
+    _write_merged_hf(folder, base, work)
     tmp = out.with_name(f".{out.name}.tmp")
     export_model(work, tmp, dtype="f16")
     tmp.replace(out)
@@ -234,7 +257,7 @@ def make_backend(model_cfg: dict) -> Backend:
             engine = LlamaCppBackend(**settings)
             engine.probe_report = attempts
             return engine
-    model_path = resolve_model(cfg["id"])
+    model_path = _merged_hf(cfg) or resolve_model(cfg["id"])
     if backend == "vllm":
         from .vllm import VLLMBackend
 

@@ -5,6 +5,9 @@
 - Tables 2-4 by model, with paired differences (``report.models``), for the trained models that were evaluated;
 - ``paper_comparison.{md,csv}``: our values beside the paper's (``report.paper``), labelled with model and scale;
 - ``table9_explanations.md``: the paper's Table 9 and, where notebook 07 scored explanations, ours;
+- ``budget.md``: wall time and peak memory of every stage of `make reproduce` (``selfdebug.report.budget``);
+- ``rl_explanation_range.md``: the explanation reward's similarity range for the embedder (``selfdebug.rl.calibrate``);
+- ``sizing.md``: the evaluation size a ±8-point CI of SFT − base needs, and its projected cost (``report.sizing``);
 - ``report.md``: what was assembled from where, and what was not there.
 
 Everything is recomputed from committed compact results (per-sample records, step logs, ``results.json``), so a
@@ -23,8 +26,15 @@ from selfdebug.config import REPO_ROOT, Config, load_config
 from selfdebug.io import atomic_write_text, read_jsonl
 
 log = logging.getLogger(__name__)
+README_BUDGET = ("<!-- budget:start (make figures writes this block: figures/budget.md, figures/sizing.md) -->",
+                 "<!-- budget:end -->")
 EXPLANATIONS = "explanations"
 """Beside the base model's evaluation results: notebook 07's folder (every model's judged explanations)."""
+
+
+def _demoted(markdown: str) -> str:
+    """Headings one level down (the README's block sits under a ``##`` section)."""
+    return "\n".join("#" + line if line.startswith("### ") else line for line in markdown.split("\n"))
 
 
 def _path(value: str | None, default: str) -> Path:
@@ -105,6 +115,15 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
             from selfdebug.rl.curves import curves_figure
         curves_figure(list(read_jsonl(log_path)), out / figure, stage)
         made[f"{stage} curves ({figure})"] = [str(log_path)]
+    calibration = _path(rc.rl_log, f"runs/{profile}/rl/log.jsonl").parent / "calibration"
+    if (calibration / "calibration.json").is_file():
+        from selfdebug.rl.calibrate import report_from
+
+        atomic_write_text(out / "rl_explanation_range.md", report_from(calibration))
+        made["explanation reward's similarity range (rl_explanation_range.md)"] = [str(calibration)]
+    else:
+        missing.append(f"explanation reward's similarity range: no {calibration / 'calibration.json'} "
+                       f"(python -m selfdebug.rl.calibrate)")
     models = {label: _path(folder, folder) for label, folder in rc.models.items()}
     present = {label: p for label, p in models.items() if (p / "config.yaml").is_file()}
     missing += [f"{label}: no evaluation results in {p}" for label, p in models.items() if label not in present]
@@ -144,6 +163,36 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
     else:
         missing.append(f"Table 9 (ours): no {judged / 'judgements.jsonl'} (notebook 07, make explanations)")
     atomic_write_text(out / "table9_explanations.md", table9(paper, scores))
+    from selfdebug.report.budget import budget_markdown
+
+    budget_dir = _path(rc.budget, f"runs/{profile}")
+    budget_parts = [budget_markdown(config, budget_dir / "budget.tsv", budget_dir / "machine.json",
+                                    budget_dir / "time")]
+    made["time budget per stage (budget.md)"] = [str(budget_dir)]
+    for other, folder in rc.other_budgets.items():
+        other_dir = _path(folder, folder)
+        if (other_dir / "budget.tsv").is_file():
+            budget_parts.append(budget_markdown(load_config(other), other_dir / "budget.tsv",
+                                                other_dir / "machine.json", other_dir / "time"))
+            made[f"time budget of {other} (budget.md)"] = [str(other_dir)]
+        else:
+            missing.append(f"budget of {other}: no {other_dir / 'budget.tsv'} (make reproduce PROFILE={other})")
+    budget_text = "\n".join(budget_parts)
+    atomic_write_text(out / "budget.md", budget_text)
+    sizing_text = ""
+    try:
+        from selfdebug.report import sizing
+
+        sizing_text = sizing.markdown(sizing.sizing(config))
+        atomic_write_text(out / "sizing.md", sizing_text)
+        made["evaluation size for a ±8-point CI (sizing.md)"] = [str(results)] + [str(p) for p in present.values()]
+    except (FileNotFoundError, ValueError) as err:
+        missing.append(f"sizing.md: {err}")
+    if out == REPO_ROOT / "figures":  # the committed figures: the README's budget block shows the same tables
+        from selfdebug.io import rewrite_marked_block
+
+        rewrite_marked_block(REPO_ROOT / "README.md", README_BUDGET[0], README_BUDGET[1],
+                             _demoted(budget_text) + "\n" + _demoted(sizing_text))
     summary = {"profile": profile, "made": made, "missing": missing}
     lines = [f"### What `{profile}`'s report was assembled from", ""]
     lines += [f"- {what}: " + ", ".join(f"`{_rel(s)}`" for s in src) for what, src in made.items()]

@@ -11,7 +11,8 @@ For each response (the generated token ids of one ``RlPrompt``):
    n_total``; a reply without code is not run (``S_ut = 0``);
 4. ``S_cb``: mean CodeBLEU against the solution's verified refinements; ``S_ex``: mean embedding cosine
    similarity of the explanation to the verified explanations (``selfdebug.rl.scores``; None without
-   references, see ``selfdebug.rl.rewards`` for what that gives);
+   references, see ``selfdebug.rl.rewards`` for what that gives), mapped onto the reward by the configured
+   similarity range (``rl.explanation_range``; the paper's [0.4, 1.0] by default);
 5. the refinement reward lands on the last code token and the explanation reward on the last explanation token
    (``selfdebug.rl.positions``); a reply with no visible code character (empty, or an empty block) gets its
    refinement reward on its last token, so that an empty reply is not rewarded 0 for saying nothing.
@@ -30,7 +31,12 @@ from selfdebug.problems.base import Problem
 from selfdebug.prompts import parse_reply
 from selfdebug.rl.data import RlPrompt
 from selfdebug.rl.positions import RewardPositions, offsets_from_ids, positions_from_offsets, token_rewards
-from selfdebug.rl.rewards import explanation_reward, refinement_reward
+from selfdebug.rl.rewards import (
+    PAPER_EXPLANATION_RANGE,
+    explanation_constants,
+    explanation_reward,
+    refinement_reward,
+)
 from selfdebug.rl.scores import CODEBLEU_WEIGHTS, Embedder, codebleu_score, explanation_similarity
 from selfdebug.sanitize import sanitize_for
 
@@ -85,10 +91,12 @@ class RewardFunction:
     an explanation and its solution has verified explanations (a lazy ``SentenceEmbedder`` loads then)."""
 
     def __init__(self, tokenizer: Any, executor: Executor, embedder: Embedder,
-                 codebleu_weights: Sequence[float] = CODEBLEU_WEIGHTS, reward_clip: float | None = None):
+                 codebleu_weights: Sequence[float] = CODEBLEU_WEIGHTS, reward_clip: float | None = None,
+                 explanation_range: Sequence[float] = PAPER_EXPLANATION_RANGE):
         self.tokenizer, self.executor, self.embedder = tokenizer, executor, embedder
         self.weights = tuple(codebleu_weights)
         self.reward_clip = reward_clip
+        self.explanation_constants = explanation_constants(*explanation_range)
 
     def __call__(self, prompts: Sequence[RlPrompt], responses: Sequence[Sequence[int]]) -> list[ScoredResponse]:
         if len(prompts) != len(responses):
@@ -121,7 +129,7 @@ class RewardFunction:
             s_ex, r_expl = None, None
             if positions.explanation is not None and explanation.strip():
                 s_ex = explanation_similarity(explanation, prompt.explanations, self.embedder)
-                r_expl = explanation_reward(s_ex, clip=self.reward_clip)
+                r_expl = explanation_reward(s_ex, *self.explanation_constants, clip=self.reward_clip)
             code_index = positions.code if positions.code is not None else n - 1
             scored = ScoredResponse(prompt.prompt_id, prompt.fmt, text, explanation, code, status, s_ut, s_cb, s_ex,
                                     r_code, r_expl, positions, code_index, n, torch.zeros(0))

@@ -47,6 +47,20 @@ def refinement_reward(s_cb: float | None, s_ut: float, scale: float = REFINEMENT
     return _clip(scale * (s_cb + s_ut) + offset, clip)
 
 
+PAPER_EXPLANATION_RANGE = (0.4, 1.0)
+"""The cosine similarities the paper observed with all-roberta-large-v1; its constants map them onto [-5, 5]."""
+
+
+def explanation_constants(low: float, high: float) -> tuple[float, float, float]:
+    """``(scale, offset, divisor)`` of ``explanation_reward`` that map ``[low, high]`` linearly onto [-5, 5]
+    (the midpoint to 0): ``[0.4, 1.0]`` gives the paper's ``(50, -35, 3)``."""
+    if not low < high:
+        raise ValueError(f"explanation range must have low < high, got [{low}, {high}]")
+    # 50 * (s - midpoint) / divisor is +5 at s = high when divisor = 5 * (high - low): the paper's 50 and 3 at
+    # its own range, and the same form at any other
+    return 50.0, -50.0 * (low + high) / 2.0, 5.0 * (high - low)
+
+
 def explanation_reward(s_ex: float | None, scale: float = EXPLANATION_SCALE, offset: float = EXPLANATION_OFFSET,
                        divisor: float = EXPLANATION_DIVISOR, clip: float | None = None) -> float:
     """``(scale * s_ex + offset) / divisor`` (the paper: ``(50 * S_ex - 35) / 3``).

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from selfdebug.config import REPO_ROOT, Config
+from selfdebug.generate.cpu import cpu_summary
 from selfdebug.io import atomic_write_json, atomic_write_text, write_jsonl
 from selfdebug.rl.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 
@@ -238,7 +239,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
         execute = CachedExecutor(out / "executions.jsonl", LazySandbox(config, sandbox))
         try:
             reward = RewardFunction(tokenizer, execute, embedder or SentenceEmbedder(rc.embedder, device=device),
-                                    rc.codebleu_weights, rc.reward_clip)
+                                    rc.codebleu_weights, rc.reward_clip, rc.explanation_range)
             return run_grpo(config, out, prompts, weights=weights, sft_adapter=sft_adapter,
                             tokenizer=tokenizer, reward=reward, dtype=dtype, device=device,
                             merged=out / MERGED_DIR, key=key)
@@ -272,7 +273,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                              LazySandbox(config, sandbox))
     if embedder is None:
         embedder = SentenceEmbedder(rc.embedder, device=device)
-    reward = RewardFunction(tokenizer, execute, embedder, rc.codebleu_weights, rc.reward_clip)
+    reward = RewardFunction(tokenizer, execute, embedder, rc.codebleu_weights, rc.reward_clip, rc.explanation_range)
     state = {"trajectory": trajectory, "key": key, "seed": config.seed,
              "rng": "iteration s seeds torch with step_seed(seed, s): no RNG state to carry"}
     log.info("rl: %d prompts, %d iterations of %d rollouts, %s on %s in %s%s", len(prompts), rc.steps,
@@ -335,7 +336,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                "prompts_without_reference": sum(not p.refinements for p in prompts),
                "first": rows[0] if rows else None, "last": rows[-1] if rows else None,
                "seconds": round(seconds, 1), "device": device, "dtype": str(dtype).removeprefix("torch."),
-               "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
+               "machine": cpu_summary(), "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
                "sft_adapter": str(sft_adapter) if sft_adapter else None, "weights": str(weights),
                "weights_sha256": digests[0], "world_size": n_ranks}
     atomic_write_json(summary_path, summary)

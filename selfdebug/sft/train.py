@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from selfdebug.config import REPO_ROOT, Config
+from selfdebug.generate.cpu import cpu_summary
 from selfdebug.io import atomic_write_json, write_jsonl
 from selfdebug.sft.examples import build_examples, example_counts
 from selfdebug.sft.tokenize import tokenize_examples
@@ -195,7 +196,7 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
     trained_tokens = sum(r["n_completion"] for r in rows)  # per epoch
     summary = {"stage": "sft", "key": key, "examples": example_counts(examples), "dropped_too_long": len(dropped),
                "method": sc.method, "completion_head": completion_head,
-               "dtype": str(dtype).removeprefix("torch."), "device": device,
+               "dtype": str(dtype).removeprefix("torch."), "device": device, "machine": cpu_summary(),
                "steps": trainer.state.global_step, "resumed_from": resume.name if resume else None,
                "train_loss": result.training_loss, "first_loss": history[0]["loss"] if history else None,
                "last_loss": history[-1]["loss"] if history else None, "seconds": round(seconds, 1),

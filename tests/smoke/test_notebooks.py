@@ -28,6 +28,7 @@ def test_notebooks_are_committed_without_outputs():
 
 
 REPORT_OVERRIDES = ["report.results=figures/results/cpu", 'report.models={"LeDex SFT": "figures/results/cpu-sft"}',
+                    "report.pairs=[]", "report.budget=figures/results/cpu",
                     "report.collection=figures/results/cpu/collect", "report.sft_log=figures/results/cpu/sft/log.jsonl"]
 
 
@@ -39,7 +40,7 @@ def check_the_report(out):
         assert (out / name).stat().st_size > 0, name
     comparison = (out / "paper_comparison.md").read_text()
     assert "Not the paper's setting" in comparison and "ours: Qwen2.5-Coder-0.5B-Instruct (cpu profile" in comparison
-    assert "no runs/smoke/rl/log.jsonl" in (out / "report.md").read_text()  # the smoke profile's RL log is not there
+    assert "no-rl/log.jsonl" in (out / "report.md").read_text()  # an RL log that is not there is named
 
 
 @pytest.mark.smoke
@@ -47,15 +48,15 @@ def check_the_report(out):
 def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
     run_dir = tmp_path / "run"
     overrides = [f"model.id={tiny_model}"]
-    if notebook.stem.endswith("sft"):  # the tiny model's own collection verifies nothing: a written one
-        overrides.append(f"sft.collection={small_collection(tmp_path / 'collect')}")
-    if notebook.stem.endswith("rl"):  # RL straight on the tiny model (rl.sft_adapter=none), the written collection
-        overrides += [f"rl.collection={small_collection(tmp_path / 'collect')}", "rl.sft_adapter=none"]
+    # SFT and RL train on the smoke profile's committed collection (the tiny model's own verifies nothing)
+    if notebook.stem.endswith("rl"):  # RL straight on the tiny model (rl.sft_adapter=none): no SFT run here
+        overrides.append("rl.sft_adapter=none")
     if notebook.stem.endswith("explanations"):  # the committed cpu run's explanations, judged by the tiny model
         overrides.append('explanations.models={"base": "figures/results/cpu", "LeDex SFT": "figures/results/cpu-sft"}')
     parameters = {"profile": "smoke", "run_dir": str(run_dir), "overrides": overrides}
     if notebook.stem.endswith("report"):  # the committed cpu results (a smoke run has no trained models)
-        parameters = {"profile": "smoke", "out_dir": str(run_dir), "overrides": REPORT_OVERRIDES}
+        parameters = {"profile": "smoke", "out_dir": str(run_dir),
+                      "overrides": [*REPORT_OVERRIDES, f"report.rl_log={tmp_path}/no-rl/log.jsonl"]}
     papermill.execute_notebook(
         str(notebook), str(tmp_path / notebook.name), parameters=parameters,
         kernel_name="python3", progress_bar=False, cwd=str(REPO_ROOT),
@@ -103,26 +104,6 @@ def test_notebook_runs_on_smoke_profile(notebook, tmp_path, tiny_model):
         assert (run_dir / "samples" / "humaneval.jsonl.gz").read_bytes() == first
         # the log of the resumed invocation is appended to the first one's, not written over it
         assert (run_dir / "evaluate.log").read_text().count("evaluate: invocation started") == 2
-
-
-def small_collection(root):
-    """A collection folder as notebook 03 writes it: one correct solution, one record with a verified pair."""
-    from selfdebug.collect.dataset import REFINEMENTS, SOLUTIONS
-    from selfdebug.io import write_jsonl
-    from selfdebug.problems.base import Problem, TestCase
-    from selfdebug.prompts import initial_chat, refine_chat
-
-    right, wrong = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a - b\n"
-    p = Problem(task_id="MBPP/601", benchmark="mbpp", prompt="Write a function add(a, b).", entry_point="add",
-                style="full", reference=right, tests=[TestCase("add(1, 2)", 3)])
-    feedback = "AssertionError: expect add(1, 2) == 3, but was -1"
-    write_jsonl(root / SOLUTIONS, [{"solution_id": "MBPP/601/a", "chat": initial_chat(p), "code": right}])
-    write_jsonl(root / REFINEMENTS, [{
-        "record_id": "MBPP/601/b/self/explain_refine", "solution_id": "MBPP/601/b", "source": "mbpp", "problem": json.dumps(p.to_dict()), "wrong_code": wrong,
-        "feedback": feedback, "mode": "explain_refine", "hindsight": False,
-        "chat": refine_chat(p, wrong, feedback, "explain_refine"),
-        "verified": [{"explanation": "It subtracts.", "refinement": right, "pass_fraction": 1.0}], "failed": []}])
-    return root
 
 
 def check_what_the_notebook_shows(executed, run_dir):

@@ -68,3 +68,25 @@ def test_sandbox_error_share_is_a_validated_key():
     assert load_config("smoke", ["evaluate.max_sandbox_error_share=0.1"]).evaluate.max_sandbox_error_share == 0.1
     with pytest.raises(ConfigError, match=r"evaluate\.max_sandbox_error_share must lie in \[0, 1\]"):
         load_config("smoke", ["evaluate.max_sandbox_error_share=1.5"])
+
+
+def test_report_budgets_name_other_profiles_and_replace_the_parents():
+    # cpu shows cpu-quick's committed budget; cpu-quick, which extends cpu, shows no other (an emptied mapping
+    # replaces the parent's, it does not merge with it)
+    assert load_config("cpu").report.other_budgets == {"cpu-quick": "figures/results/cpu-quick"}
+    assert load_config("cpu-quick").report.other_budgets == {}
+    with pytest.raises(ConfigError, match="report.other_budgets.no-such-profile: not another profile"):
+        load_config("cpu", ['report.other_budgets={"no-such-profile": "figures"}'])
+    with pytest.raises(ConfigError, match="report.other_budgets.cpu-quick"):
+        load_config("cpu", ['report.other_budgets={"cpu-quick": 3}'])  # a folder, not a number
+    with pytest.raises(ConfigError, match="report.models.LeDex SFT"):
+        load_config("smoke", ['report.models={"LeDex SFT": [1]}'])
+
+
+def test_profile_files_follow_extends():
+    from selfdebug.config import profile_files
+
+    assert [p.name for p in profile_files("cpu-quick-sft")] == ["cpu-quick-sft.yaml", "cpu-quick.yaml", "cpu.yaml",
+                                                               "base.yaml"]
+    with pytest.raises(ConfigError, match="profile file not found"):
+        profile_files("no-such-profile")

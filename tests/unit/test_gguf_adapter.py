@@ -168,3 +168,31 @@ def test_unsupported_adapters_are_refused_by_name(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"peft_type": "IA3"}))
     with pytest.raises(ExportError, match="only LORA"):
         export_lora_adapter(tmp_path, tmp_path / "a.gguf")
+
+
+def test_hf_backend_serves_an_adapter_folder_merged_and_follows_the_adapter(tmp_path):
+    """A LoRA adapter folder as the model of the hf backend (the smoke and gpu profiles' trained models): merged
+    into a transformers folder once per adapter, the same greedy tokens as PEFT, and a retrained adapter is merged
+    anew (other weights, another cache key)."""
+    import shutil
+
+    from selfdebug.generate import make_backend
+    from selfdebug.generate.tiny import build_tiny_model
+
+    hf = build_tiny_model(tmp_path / "hf", seed=0)
+    adapter = make_adapter(hf, tmp_path / "adapter", seed=1)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+    cfg = {"id": str(adapter), "backend": "hf", "dtype": "float32", "device": "cpu", "batch_size": 2}
+    served = make_backend(cfg)
+    assert (adapter / "merged-hf" / "config.json").is_file()
+    ours = served.generate(CHATS, params)
+    ref = _peft_backend(hf, adapter).generate(CHATS, params)
+    plain = make_backend({**cfg, "id": str(hf)}).generate(CHATS, params)
+    assert [c[0].token_ids for c in ours] == [c[0].token_ids for c in ref]
+    assert [c[0].token_ids for c in ours] != [c[0].token_ids for c in plain]  # the adapter does something
+    retrained = make_adapter(hf, tmp_path / "retrained", seed=2)
+    shutil.copy(retrained / "adapter_model.safetensors", adapter / "adapter_model.safetensors")
+    again = make_backend(cfg)
+    assert again.cache_tag != served.cache_tag
+    assert [c[0].token_ids for c in again.generate(CHATS, params)] == \
+        [c[0].token_ids for c in _peft_backend(hf, adapter).generate(CHATS, params)]

@@ -26,6 +26,9 @@ def test_base_has_the_papers_rl_numbers():
     "rl.steps=0",
     "rl.logit_chunk=0",
     "rl.unknown_key=1",
+    "rl.explanation_range=[0.7, 0.4]",
+    "rl.explanation_range=[0.4]",
+    "rl.explanation_range=[0.4, 1.5]",
 ])
 def test_bad_rl_values_are_rejected(override):
     with pytest.raises(ConfigError, match="rl"):

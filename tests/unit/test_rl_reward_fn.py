@@ -94,3 +94,17 @@ def test_rewards_land_on_the_last_explanation_and_code_tokens(tmp_path, tok):
     assert d.positions.explanation == first_token_completing(tok, ids[3], "It is wrong.")
     assert d.rewards[d.positions.explanation] == pytest.approx(-5 / 3)
     assert d.to_row()["explanation_index"] == d.positions.explanation
+
+
+def test_the_configured_similarity_range_sets_the_explanation_reward(tmp_path, tok):
+    """``rl.explanation_range`` [0.2, 0.6] puts the fake embedder's cosine 0.6 at the top (+5), where the paper's
+    [0.4, 1.0] gives it -5/3; the refinement reward does not move."""
+    prompt = next(p for p in load_prompts(collection(tmp_path, [record("explain_refine")]))
+                  if p.fmt == "explain_refine")
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    ids = [tok(f"It is wrong.\n```python\n{RIGHT}```\n", add_special_tokens=False)["input_ids"] + [eos]]
+    paper = RewardFunction(tok, FakeExecutor(), FakeEmbedder())([prompt], ids)[0]
+    shifted = RewardFunction(tok, FakeExecutor(), FakeEmbedder(), explanation_range=(0.2, 0.6))([prompt], ids)[0]
+    assert paper.explanation_reward == pytest.approx(-5 / 3) and shifted.explanation_reward == pytest.approx(5.0)
+    assert shifted.refinement_reward == paper.refinement_reward
+    assert shifted.rewards[shifted.positions.explanation] == pytest.approx(5.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfdebug.rl.rewards import explanation_reward, refinement_reward
+from selfdebug.rl.rewards import explanation_constants, explanation_reward, refinement_reward
 
 
 @pytest.mark.parametrize(("s_cb", "s_ut", "expected"), [
@@ -48,3 +48,17 @@ def test_no_reference_rule():
 def test_pass_fraction_out_of_range_is_an_error():
     with pytest.raises(ValueError):
         refinement_reward(0.5, 1.5)
+
+
+@pytest.mark.parametrize("low, high", [(0.4, 1.0), (0.1, 0.6), (-0.2, 0.9)])
+def test_a_similarity_range_maps_onto_minus_five_to_five(low, high):
+    constants = explanation_constants(low, high)
+    assert explanation_reward(low, *constants) == pytest.approx(-5.0)
+    assert explanation_reward(high, *constants) == pytest.approx(5.0)
+    assert explanation_reward((low + high) / 2, *constants) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_papers_range_gives_the_papers_constants():
+    assert explanation_constants(0.4, 1.0) == pytest.approx((50.0, -35.0, 3.0))
+    with pytest.raises(ValueError, match="low < high"):
+        explanation_constants(0.7, 0.7)
