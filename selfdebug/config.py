@@ -384,6 +384,12 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def repo_path(value: str | None, default: str) -> Path:
+    """A configured folder (``value``, else ``default``): relative paths are relative to the repository root."""
+    p = Path(value or default)
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
 def profile_files(profile: str) -> list[Path]:
     """The YAML files a profile is read from, itself first, then what it ``extends`` (for build dependencies)."""
     path = (Path(profile) if profile.endswith((".yaml", ".yml")) else CONFIG_DIR / f"{profile}.yaml").resolve()

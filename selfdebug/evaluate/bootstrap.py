@@ -124,3 +124,11 @@ def _quiet_nanmean() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
         yield
+
+
+def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """P(a positive scores above a negative), ties counted half (Mann-Whitney U / n1 n0); NaN if a side is empty."""
+    if positive.size == 0 or negative.size == 0:
+        return float("nan")
+    above = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
+    return float(above / (positive.size * negative.size))

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from selfdebug.evaluate.bootstrap import bootstrap_ci
+from selfdebug.evaluate.bootstrap import auc, bootstrap_ci
 from selfdebug.human.analysis import weighted_kappa
 from selfdebug.human.rubric import SCALES
 from selfdebug.io import atomic_write_json, atomic_write_text, read_jsonl
@@ -57,14 +57,6 @@ def _ci(values: np.ndarray, n_boot: int, ci: float, seed: int) -> list[float]:
     if values.size == 0:
         return [float("nan")] * 3
     return list(bootstrap_ci(values, n_boot=n_boot, ci=ci, seed=seed))
-
-
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """P(a positive scores above a negative), ties counted half (Mann-Whitney U / n1 n0); NaN if a side is empty."""
-    if positive.size == 0 or negative.size == 0:
-        return float("nan")
-    above = (positive[:, None] > negative[None, :]).sum() + 0.5 * (positive[:, None] == negative[None, :]).sum()
-    return float(above / (positive.size * negative.size))
 
 
 def separation(values: np.ndarray, passed: np.ndarray, *, n_boot: int, ci: float, seed: int) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from selfdebug.config import REPO_ROOT, Config, load_config
+from selfdebug.config import REPO_ROOT, Config, load_config, repo_path
 from selfdebug.io import atomic_write_text, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,6 @@ def _demoted(markdown: str) -> str:
     return "\n".join("#" + line if line.startswith("### ") else line for line in markdown.split("\n"))
 
 
-def _path(value: str | None, default: str) -> Path:
-    p = Path(value or default)
-    return p if p.is_absolute() else REPO_ROOT / p
 
 
 def ours_label(config: dict[str, Any], collection: dict[str, Any] | None) -> str:
@@ -86,14 +83,14 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
     from selfdebug.report.tables import write_table
 
     rc, profile = config.report, config.profile
-    out = _path(str(out_dir), "figures")
+    out = repo_path(str(out_dir), "figures")
     out.mkdir(parents=True, exist_ok=True)
-    results = _path(rc.results, f"runs/{profile}/evaluate")
+    results = repo_path(rc.results, f"runs/{profile}/evaluate")
     made: dict[str, list[str]] = {}
     missing: list[str] = []
     base_metrics = build_report(results, out)
     made["base model: Tables 2-4, Figure 4, run summary"] = [str(results)]
-    collection_dir = _path(rc.collection, f"runs/{profile}/collect")
+    collection_dir = repo_path(rc.collection, f"runs/{profile}/collect")
     collection = None
     if (collection_dir / "results.json").is_file():
         from selfdebug.collect.table1 import write_table1
@@ -105,7 +102,7 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
         missing.append(f"Table 1: no {collection_dir / 'results.json'}")
     for stage, value, default, figure in (("SFT", rc.sft_log, f"runs/{profile}/sft/log.jsonl", "sft_curves.png"),
                                           ("RL", rc.rl_log, f"runs/{profile}/rl/log.jsonl", "rl_curves.png")):
-        log_path = _path(value, default)
+        log_path = repo_path(value, default)
         if not log_path.is_file():
             missing.append(f"{stage} curves: no {log_path}")
             continue
@@ -115,7 +112,7 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
             from selfdebug.rl.curves import curves_figure
         curves_figure(list(read_jsonl(log_path)), out / figure, stage)
         made[f"{stage} curves ({figure})"] = [str(log_path)]
-    calibration = _path(rc.rl_log, f"runs/{profile}/rl/log.jsonl").parent / "calibration"
+    calibration = repo_path(rc.rl_log, f"runs/{profile}/rl/log.jsonl").parent / "calibration"
     if (calibration / "calibration.json").is_file():
         from selfdebug.rl.calibrate import report_from
 
@@ -124,7 +121,7 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
     else:
         missing.append(f"explanation reward's similarity range: no {calibration / 'calibration.json'} "
                        f"(python -m selfdebug.rl.calibrate)")
-    models = {label: _path(folder, folder) for label, folder in rc.models.items()}
+    models = {label: repo_path(folder, folder) for label, folder in rc.models.items()}
     present = {label: p for label, p in models.items() if (p / "config.yaml").is_file()}
     missing += [f"{label}: no evaluation results in {p}" for label, p in models.items() if label not in present]
     metrics = {"base": base_metrics}
@@ -165,12 +162,12 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
     atomic_write_text(out / "table9_explanations.md", table9(paper, scores))
     from selfdebug.report.budget import budget_markdown
 
-    budget_dir = _path(rc.budget, f"runs/{profile}")
+    budget_dir = repo_path(rc.budget, f"runs/{profile}")
     budget_parts = [budget_markdown(config, budget_dir / "budget.tsv", budget_dir / "machine.json",
                                     budget_dir / "time")]
     made["time budget per stage (budget.md)"] = [str(budget_dir)]
     for other, folder in rc.other_budgets.items():
-        other_dir = _path(folder, folder)
+        other_dir = repo_path(folder, folder)
         if (other_dir / "budget.tsv").is_file():
             budget_parts.append(budget_markdown(load_config(other), other_dir / "budget.tsv",
                                                 other_dir / "machine.json", other_dir / "time"))

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfdebug.config import REPO_ROOT, Config, load_config
+from selfdebug.config import Config, load_config, repo_path
 from selfdebug.io import atomic_write_text, write_or_print
 
 log = logging.getLogger(__name__)
@@ -74,10 +74,7 @@ def stage_time_files(config: Config) -> dict[str, list[Path]]:
     ``figures/results/cpu*`` and the run layout of ``runs/`` alike)."""
     rc, profile = config.report, config.profile
 
-    def at(value: str | None, default: str) -> Path:
-        p = Path(value or default)
-        return p if p.is_absolute() else REPO_ROOT / p
-
+    at = repo_path
     results = at(rc.results, f"runs/{profile}/evaluate")
     collection = at(rc.collection, f"runs/{profile}/collect")
     models = {label: at(folder, folder) for label, folder in rc.models.items()}

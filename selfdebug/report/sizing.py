@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from selfdebug.config import Config, load_config
+from selfdebug.config import Config, load_config, repo_path
 from selfdebug.io import read_jsonl, write_or_print
 
 log = logging.getLogger(__name__)
@@ -81,15 +81,14 @@ def projected_half_width(trained: np.ndarray, base: np.ndarray, n_problems: int,
 def sizing(config: Config, target: float = 8.0, sizes: tuple[int, ...] = SIZES, hours_target: float = 3.0
            ) -> dict[str, Any]:
     """The projection for the profile's base and SFT runs (``report.results``, ``report.models``'s SFT entry)."""
-    from selfdebug.report.assemble import _path
     from selfdebug.report.budget import parse_gnu_time, stage_time_files
 
     rc = config.report
-    base_dir = _path(rc.results, f"runs/{config.profile}/evaluate")
+    base_dir = repo_path(rc.results, f"runs/{config.profile}/evaluate")
     sft = [folder for label, folder in rc.models.items() if "SFT" in label]
     if not sft:
         raise ValueError(f"sizing: profile {config.profile!r} names no SFT model in report.models")
-    sft_dir = _path(sft[0], sft[0])
+    sft_dir = repo_path(sft[0], sft[0])
     ev = config.evaluate
     benchmarks = [b for b in ("humaneval", "mbpp") if b in ev.benchmarks]
     files = stage_time_files(config)

@@ -93,7 +93,7 @@ def rollout_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def summarise(rows: Sequence[dict[str, Any]], embedder: str) -> dict[str, Any]:
     """Quantiles of ``s_ex`` per kind, how well it separates the kinds (AUC), the proposed range and what the
     paper's range and the proposed one make of each kind."""
-    from selfdebug.explanations.analysis import auc
+    from selfdebug.evaluate.bootstrap import auc
 
     if not rows:
         raise ValueError("no explanation with a reference to compare with: the collection has no two verified "
