@@ -86,3 +86,13 @@ def test_calibrate_writes_its_records_and_names_a_missing_collection(tmp_path):
     assert "Proposed `rl.explanation_range`" in text and calibrate.report_from(tmp_path / "out") == text
     with pytest.raises(ValueError, match="refinement record 1 .*no 'problem_id'"):
         calibrate.similarity_rows([{"solution_id": "S", "verified": [], "failed": []}], LetterEmbedder())
+
+
+def test_the_cpu_profiles_range_is_its_committed_measurement():
+    """configs/cpu.yaml's rl.explanation_range is the range the committed calibration proposes (no drift between
+    the measurement and the setting; rerun `make rl-range` and copy it over when the collection changes)."""
+    from selfdebug.config import REPO_ROOT
+
+    measured = json.loads((REPO_ROOT / "figures/results/cpu/rl/calibration/calibration.json").read_text())
+    assert load_config("cpu").rl.explanation_range == measured["range"]
+    assert load_config("base").rl.explanation_range == [0.4, 1.0]  # the paper's, for the paper-* profiles
