@@ -164,6 +164,10 @@ class SftConfig:
     """First N examples (tests, smoke runs)."""
 
 
+ROLLOUT_ENGINES = ("hf", "llamacpp")
+"""``rl.rollout_engine``: transformers ``generate`` on the policy, or llama.cpp serving the RL adapter."""
+
+
 @dataclass
 class RlConfig:
     """PPO with the paper's split rewards (LeDex §2.3, App. A.3; selfdebug.rl), on top of the SFT adapter.
@@ -205,6 +209,13 @@ class RlConfig:
     temperature: float = 0.8
     """Rollout temperature (not given): the paper's refinement sampling temperature."""
     max_new_tokens: int = 768
+    rollout_engine: str = "hf"
+    """Who samples the PPO rollouts (``ROLLOUT_ENGINES``): ``hf``, transformers ``generate`` on the policy itself
+    (exactly on-policy); ``llamacpp``, llama.cpp serving the merged SFT model as a GGUF with the current RL adapter
+    swapped in after each update, its log-prob mismatch with the trainer corrected by truncated importance
+    sampling (``selfdebug.rl.engine``; falls back to hf, with a warning, where llama.cpp cannot run)."""
+    is_cap: float = 2.0
+    """``rollout_engine: llamacpp`` only: the cap of the per-token importance weights trainer / engine."""
     algorithm: str = "ppo"
     """``ppo``: the paper's (rewards at their own tokens, a critic); ``grpo``: TRL's GRPO, the rewards summed per
     completion (``selfdebug.rl.grpo``), as the comparison the paper did not make."""
@@ -520,6 +531,11 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
     for name in ("batch_size", "mini_batch_size", "ppo_epochs", "lora_r", "max_new_tokens", "steps", "save_steps"):
         if getattr(rc, name) < 1:
             raise ConfigError(f"{where}: rl.{name} must be >= 1, got {getattr(rc, name)}")
+    if rc.rollout_engine not in ROLLOUT_ENGINES:
+        raise ConfigError(f"{where}: rl.rollout_engine must be one of {ROLLOUT_ENGINES}, got {rc.rollout_engine!r}")
+    if rc.is_cap < 1:
+        raise ConfigError(f"{where}: rl.is_cap must be >= 1 (a cap below 1 would shrink every on-policy token), "
+                          f"got {rc.is_cap}")
     if rc.algorithm not in ("ppo", "grpo"):
         raise ConfigError(f"{where}: rl.algorithm must be ppo or grpo, got {rc.algorithm!r}")
     if rc.algorithm == "grpo" and (rc.num_generations < 2 or rc.batch_size % rc.num_generations):

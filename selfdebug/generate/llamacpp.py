@@ -71,17 +71,22 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.r
 
 
 def sample_token_logprob(
-    logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator, buf: np.ndarray | None = None
+    logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator, buf: np.ndarray | None = None,
+    sampling: bool = False,
 ) -> tuple[int, float]:
     """``sample_token`` and the sampled token's log-probability under the raw distribution: log-softmax of
     the logits at temperature 1, before temperature and top-p (what an RL objective compares policies
     on). At temperature 1 it comes free from the sampler's own sum; otherwise one extra exp over the
     vocabulary in float32 (about 0.1 ms for 152k logits; ``buf``, a float32 array of the logits' size,
-    saves its allocation)."""
+    saves its allocation).
+
+    ``sampling``: the log-probability under the distribution the token was drawn from instead (temperature and
+    top-p applied, renormalised over the nucleus; 0 when greedy), free from the sampler's own sums: the
+    behaviour policy of an importance-sampling correction (``selfdebug.rl.engine``)."""
     m = logits.max()
     if temperature == 0:
         tok = int(np.argmax(logits))
-        return tok, _raw_logprob(logits, m, tok, buf)
+        return tok, 0.0 if sampling else _raw_logprob(logits, m, tok, buf)
     # float32 throughout (float64 made this 3 ms per token on 152k logits, a sizeable share of a decode step)
     if temperature == 1:
         p = logits - m
@@ -106,6 +111,8 @@ def sample_token_logprob(
         cand, cum = None, np.cumsum(p, dtype=np.float64)
     i = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), cum.size - 1)
     tok = int(cand[i]) if cand is not None else i
+    if sampling:  # p[tok] > 0: a token of zero weight is never drawn
+        return tok, math.log(max(float(p[tok]), 1e-45)) - math.log(float(cum[-1]))
     if temperature == 1:
         return tok, float(logits[tok] - m) - math.log(total)
     return tok, _raw_logprob(logits, m, tok, buf)
@@ -199,10 +206,12 @@ class LlamaCppBackend:
         extra_buffer_types: bool = True,
         lora_path: str | Path | None = None,
         lora_scale: float = 1.0,
+        sampling_logprobs: bool = False,
         verbose: bool = False,
     ) -> None:
         """``lora_path``: a GGUF LoRA adapter (``gguf_export.export_lora_adapter``) applied over the model at
-        ``lora_scale`` (1.0: as trained)."""
+        ``lora_scale`` (1.0: as trained). ``sampling_logprobs``: each completion's ``logprobs`` are under the
+        distribution its tokens were drawn from (temperature and top-p applied) rather than the raw one."""
         global _backend_initialised, _log_callback
         lc = _import_llama_cpp()
         self._lc = lc
@@ -213,6 +222,7 @@ class LlamaCppBackend:
             raise ValueError(f"LlamaCppBackend: need n_parallel >= 1 and n_ctx >= 16, got {n_parallel}, {n_ctx}")
         self.n_ctx, self.n_parallel, self.n_batch = n_ctx, n_parallel, n_batch
         self.prefix_cache = prefix_cache
+        self.sampling_logprobs = sampling_logprobs
         self.weights_tag = weights_tag
         """Which encoding of the weights runs (gguf_requant): part of the cache key of generated replies."""
         # Tokens whose KV each slot holds from position 0 (its last prompt); valid while the context lives.
@@ -274,15 +284,27 @@ class LlamaCppBackend:
         lc = self._lc
         if not path.is_file():
             raise FileNotFoundError(f"LlamaCppBackend: LoRA adapter not found: {path}")
-        self._adapter = lc.llama_adapter_lora_init(self._model, str(path).encode())
-        if not self._adapter:
+        adapter = lc.llama_adapter_lora_init(self._model, str(path).encode())
+        if not adapter:
             raise RuntimeError(f"LlamaCppBackend: llama.cpp could not load the LoRA adapter {path} over {self.gguf_path} "
                                "(another architecture, or tensor shapes that do not match the model)")
-        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+        adapters = (lc.llama_adapter_lora_p_ctypes * 1)(adapter)
         scales = (ctypes.c_float * 1)(float(scale))
         if lc.llama_set_adapters_lora(self._ctx, adapters, 1, scales):
+            lc.llama_adapter_lora_free(adapter)
             raise RuntimeError(f"LlamaCppBackend: could not apply the LoRA adapter {path}")
+        self._adapter = adapter
         self.lora_fingerprint = f"{weights_fingerprint(path)}x{scale:g}"
+
+    def swap_lora(self, path: str | Path, scale: float = 1.0) -> None:
+        """Serve another LoRA adapter (RL rollouts after each update): the new adapter loaded and set on the
+        context, then the old one freed, then the KV and prefix caches cleared, in that order, so that the
+        context never refers to a freed adapter and no KV computed under the old weights is reused."""
+        old = self._adapter
+        self._set_lora(Path(path), scale)
+        if old:
+            self._lc.llama_adapter_lora_free(old)
+        self.clear_prefix_cache()
 
     @property
     def cache_tag(self) -> str:
@@ -456,10 +478,23 @@ class LlamaCppBackend:
         """Completions for each prompt; ``on_result(i, completions)`` is called as soon as prompt ``i``'s
         n samples are all finished (callers log them there, so a kill loses only sequences in flight).
         Sample j of prompt i is drawn from ``np.random.default_rng(seeds[i][j])`` alone."""
-        seeds = resolve_seeds(seeds, params, len(prompts), f"{self.name}.generate")
         texts = [self.render(p) for p in prompts]
         stops = [stop_strings(p, self._template_tok, self.chat_format, params.stop) for p in prompts]
         toks = [self.tokenize(t, add_special=isinstance(p, str)) for p, t in zip(prompts, texts, strict=True)]
+        return self.generate_tokens(toks, params, seeds, stops, on_result)
+
+    def generate_tokens(
+        self,
+        toks: list[list[int]],
+        params: SamplingParams,
+        seeds: Seeds | None = None,
+        stops: list[tuple[str, ...]] | None = None,
+        on_result: Callable[[int, list[Completion]], None] | None = None,
+    ) -> list[list[Completion]]:
+        """``generate`` from prompts given as token ids (an RL trainer's own tokenisation), with ``stops[i]``
+        the stop strings of prompt ``i`` (None: none beyond end-of-generation tokens)."""
+        seeds = resolve_seeds(seeds, params, len(toks), f"{self.name}.generate")
+        stops = stops if stops is not None else [tuple(params.stop)] * len(toks)
         for i, t in enumerate(toks):
             if not t:
                 raise ValueError(f"LlamaCppBackend: prompt {i} is empty")
@@ -467,12 +502,12 @@ class LlamaCppBackend:
                 raise ValueError(
                     f"LlamaCppBackend: prompt {i} has {len(t)} tokens, more than the context n_ctx={self.n_ctx}"
                 )
-        out: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        remaining = [params.n] * len(prompts)
+        out: list[list[Completion | None]] = [[None] * params.n for _ in toks]
+        remaining = [params.n] * len(toks)
         # Pending jobs grouped by prompt, so siblings are admitted together and share one prefill; in token
         # order, so that prompts sharing a prefix follow each other (results do not depend on the order:
         # every sample has its own RNG).
-        order = sorted(range(len(prompts)), key=lambda i: toks[i]) if self.prefix_cache else range(len(prompts))
+        order = sorted(range(len(toks)), key=lambda i: toks[i]) if self.prefix_cache else range(len(toks))
         pending = deque((pi, list(range(params.n))) for pi in order)
         free = list(range(self.n_parallel))
         live: dict[int, _Seq] = {}
@@ -502,7 +537,7 @@ class LlamaCppBackend:
 
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(prompts) * params.n, desc="llamacpp", unit="seq", disable=len(prompts) * params.n < 8)
+        bar = tqdm(total=len(toks) * params.n, desc="llamacpp", unit="seq", disable=len(toks) * params.n < 8)
         while pending or live:
             # Admit: fill free slots with jobs, one prefill per prompt group.
             while pending and free:
@@ -520,7 +555,8 @@ class LlamaCppBackend:
                 for si, slot in zip(take, slots, strict=True):
                     rng = np.random.default_rng(seeds[pi][si])
                     seq = _Seq(pi, si, len(toks[pi]), rng, pos=len(toks[pi]), stops=stops[pi])
-                    tok, lp = sample_token_logprob(logits, params.temperature, params.top_p, rng, self._lp_buf)
+                    tok, lp = sample_token_logprob(logits, params.temperature, params.top_p, rng, self._lp_buf,
+                                                   self.sampling_logprobs)
                     self._push(seq, tok, lp, params)
                     if seq.finish:
                         finish(slot, seq)
@@ -539,7 +575,7 @@ class LlamaCppBackend:
                 seq = live[slot]
                 seq.pos += 1
                 tok, lp = sample_token_logprob(self._logits(i), params.temperature, params.top_p, seq.rng,
-                                               self._lp_buf)
+                                               self._lp_buf, self.sampling_logprobs)
                 self._push(seq, tok, lp, params)
                 if seq.finish:
                     del live[slot], last_tok[slot]

@@ -162,12 +162,15 @@ def _locate(name: str, src: Source, expected: str, mirror: str | Path | None, ca
     cached = (cache_dir or CACHE_DIR) / src.relpath
     if cached.is_file():
         return verify(cached, expected)
+    where = (f"mirror {folder}" if folder is not None else
+             f"any mirror (none configured: set data_mirror in the profile or ${ENV_MIRROR}; the default "
+             f"{REPO_ROOT.parent / 'shared' / 'data'} does not exist)")
     if not allow_download:
-        raise SourceError(f"{name}: {src.relpath} not found in mirror {folder} nor in cache {cached.parent}")
+        raise SourceError(f"{name}: {src.relpath} not found in {where} nor in cache {cached.parent}")
     log.info("downloading %s from %s", src.relpath, url or src.url)
     try:
         return download(url or src.url, cached, expected)
     except OSError as e:
         raise SourceError(
-            f"{name}: {src.relpath} not in mirror {folder} and download from {url or src.url} failed: {e}"
+            f"{name}: {src.relpath} not in {where} and download from {url or src.url} failed: {e}"
         ) from e

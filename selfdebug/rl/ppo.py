@@ -80,13 +80,19 @@ def batched_gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor | None = None, clip_range: float = CLIP_RANGE) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor | None = None, clip_range: float = CLIP_RANGE,
+                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """PPO's clipped surrogate ``mean(max(-A r, -A clip(r, 1-eps, 1+eps)))`` with ``r = exp(logp - logp_old)``,
-    and the clip fraction (the share of tokens where the clipped term is the larger)."""
+    and the clip fraction (the share of tokens where the clipped term is the larger). ``weights``: a constant
+    per-token factor of the surrogate (the truncated importance weights of ``truncated_is_weights`` when another
+    engine sampled the tokens)."""
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
-    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    per_token = torch.maximum(unclipped, clipped)
+    if weights is not None:
+        per_token = per_token * weights.detach()
+    loss = masked_mean(per_token, mask)
     clip_frac = masked_mean((clipped > unclipped).float(), mask)
     return loss, clip_frac.detach()
 
@@ -145,6 +151,26 @@ def token_stats(hidden: torch.Tensor, head: torch.nn.Module, tokens: torch.Tenso
     return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
 
 
+def truncated_is_weights(old_logprobs: torch.Tensor, behaviour_logprobs: torch.Tensor, mask: torch.Tensor,
+                         cap: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Truncated importance sampling for tokens drawn by another engine (llama.cpp rollouts) than the one that
+    scores them (the trainer): per token ``w = min(pi_trainer / pi_engine, cap)``, computed from the log-probs
+    of the sampled tokens under both at sampling time, 0 on padding. PPO's own ratio is taken against the
+    trainer's log-probs, so ``w`` corrects only for the engines' mismatch (other kernels, f16 weights); the cap
+    bounds its variance at the price of a small bias, as verl, OpenRLHF and TRL do for vLLM rollouts.
+
+    Also returned, the mismatch: ``engine_kl`` (mean over the sampled tokens of ``log pi_engine - log
+    pi_trainer``, an estimate of KL(engine || trainer), since the tokens are the engine's samples),
+    ``is_clip_frac`` (share of tokens whose weight was capped) and ``is_weight_mean``."""
+    log_ratio = (old_logprobs - behaviour_logprobs).float()
+    ratio = torch.exp(log_ratio)
+    weights = torch.clamp(ratio, max=cap) * mask.to(ratio.dtype)
+    stats = {"engine_kl": float(masked_mean(-log_ratio, mask)),
+             "is_clip_frac": float(masked_mean((ratio > cap).float(), mask)),
+             "is_weight_mean": float(masked_mean(weights, mask))}
+    return weights, stats
+
+
 def approx_kl(logprobs: torch.Tensor, old_logprobs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``mean(0.5 (logp - logp_old)^2)``, TRL's PPO statistic: second-order close to KL(old || new), >= 0."""
     return masked_mean(0.5 * (logprobs - old_logprobs) ** 2, mask)
@@ -170,11 +196,11 @@ class PPOLoss:
 def ppo_loss(logprobs: torch.Tensor, entropy: torch.Tensor, values: torch.Tensor, old_logprobs: torch.Tensor,
              old_values: torch.Tensor, advantages: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
              clip_range: float = CLIP_RANGE, clip_range_value: float | None = CLIP_RANGE_VALUE,
-             vf_coef: float = 0.1, entropy_coef: float = 0.0) -> PPOLoss:
+             vf_coef: float = 0.1, entropy_coef: float = 0.0, is_weights: torch.Tensor | None = None) -> PPOLoss:
     """``policy + vf_coef * value - entropy_coef * entropy`` on the response tokens, from the current policy's
     log-probs of the sampled tokens and its per-token entropies (``token_stats``). ``vf_coef`` (the paper's alpha,
-    not given) is TRL's 0.1."""
-    pl, clip_frac = policy_loss(logprobs, old_logprobs, advantages, mask, clip_range)
+    not given) is TRL's 0.1. ``is_weights``: truncated importance weights of the policy term (``truncated_is_weights``)."""
+    pl, clip_frac = policy_loss(logprobs, old_logprobs, advantages, mask, clip_range, is_weights)
     vl, v_clip = value_loss(values, old_values, returns, mask, clip_range_value)
     ent = masked_mean(entropy, mask)
     loss = pl + vf_coef * vl - entropy_coef * ent

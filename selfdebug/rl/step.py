@@ -51,6 +51,8 @@ class PPOSettings:
     top_p: float = 1.0
     """Below 1 the samples come from a truncated distribution that the scored log-probs do not describe (the
     ratio is then biased); 1, like TRL's PPO. Top-k is always off for the same reason."""
+    is_cap: float = 2.0
+    """Cap of the truncated importance weights when another engine sampled the rollout (``ppo.truncated_is_weights``)."""
 
 
 @dataclass
@@ -62,6 +64,10 @@ class Rollout:
     prompt_len: int
     response_mask: torch.Tensor
     """``[B, T]``: 1 on the response's tokens up to and including its first end-of-turn token."""
+    behaviour_logprobs: torch.Tensor | None = None
+    """``[B, T]``: log-probs of the response tokens under the engine that sampled them, when that is not the
+    trained model itself (``selfdebug.rl.engine``); PPO then weights its policy term by truncated importance
+    sampling. None: the policy sampled them (transformers ``generate``)."""
 
     @property
     def responses(self) -> torch.Tensor:
@@ -154,6 +160,10 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
     with torch.no_grad():
         old_logprobs, old_values, ref_logprobs = score(policy, ro, settings.temperature, settings.mini_batch_size,
                                                        settings.logit_chunk)
+        is_weights, is_stats = None, {}
+        if ro.behaviour_logprobs is not None:
+            is_weights, is_stats = ppo.truncated_is_weights(old_logprobs, ro.behaviour_logprobs.to(old_logprobs),
+                                                            mask, settings.is_cap)
         kl = ppo.kl_penalty(old_logprobs, ref_logprobs) * mask
         rewards = torch.zeros_like(old_logprobs)
         for row, places in enumerate(placements):
@@ -174,7 +184,7 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
                 out = ppo.ppo_loss(logprobs, entropy, values,
                                    old_logprobs[idx], old_values[idx], advantages[idx], returns[idx], mask[idx],
                                    settings.clip_range, settings.clip_range_value, settings.vf_coef,
-                                   settings.entropy_coef)
+                                   settings.entropy_coef, None if is_weights is None else is_weights[idx])
                 optimizer.zero_grad()
                 out.loss.backward()
                 if sync_gradients is not None:
@@ -184,6 +194,7 @@ def ppo_step(policy: PolicyWithValue, optimizer: torch.optim.Optimizer, ro: Roll
                 for key in ("loss", "policy", "value", "entropy", "approx_kl", "clip_frac", "value_clip_frac"):
                     stats.setdefault(key, []).append(float(getattr(out, key).detach()))
     summary = {k: sum(v) / len(v) for k, v in stats.items()}
+    summary.update(is_stats)
     summary["kl_ref"] = float(ppo.masked_mean(kl, mask))
     summary["reward_mean"] = float(sum(r for places in placements for _, r in places)) / max(len(placements), 1)
     summary["reward_total"] = float(ppo.masked_mean(rewards, mask))

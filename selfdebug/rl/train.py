@@ -4,7 +4,8 @@
 instruction format of ``rl.formats``, from ``rl.sources``), builds the policy (``policy.build_policy``: the SFT
 adapter merged into the weights, a fresh RL LoRA adapter and a value head; the reference of the KL term is the
 same model with the RL adapter off), and runs ``rl.steps`` PPO iterations: sample ``rl.batch_size`` responses
-with the live policy (``step.rollout``, transformers ``generate``), score them (``reward_fn.RewardFunction``:
+with the live policy (``step.rollout``, transformers ``generate``; or, with ``rl.rollout_engine: llamacpp``,
+llama.cpp serving the current RL adapter, ``engine``), score them (``reward_fn.RewardFunction``:
 the sandbox for S_ut, CodeBLEU, embedding similarity, rewards at their tokens), update (``step.ppo_step``).
 
 Reproducible and resumable: iteration ``s`` draws its prompts from a permutation fixed by (seed, epoch) and
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from selfdebug.config import REPO_ROOT, Config
+from selfdebug.generate.base import sample_seed
 from selfdebug.generate.cpu import cpu_summary
 from selfdebug.io import atomic_write_json, atomic_write_text, write_jsonl
 from selfdebug.rl.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -48,6 +50,7 @@ from selfdebug.rl.checkpoints import latest_checkpoint, load_checkpoint, save_ch
 log = logging.getLogger(__name__)
 MODEL_DIR = "model"
 MERGED_DIR = "sft_merged"
+ENGINE_DIR = "engine"
 CHECKPOINTS = "checkpoints"
 UNTRAJECTORY = ("steps", "save_steps", "logit_chunk", "gradient_checkpointing")
 """``rl`` keys that do not change what an iteration does (a run may be extended past its checkpoints; memory
@@ -165,6 +168,32 @@ def step_row(step: int, scored: list[Any], stats: dict[str, float], seconds: flo
             "response_tokens": _mean([float(s.n_tokens) for s in scored]), **stats, "seconds": round(seconds, 2)}
 
 
+def _rollout_engine(rc: Any, out: Path, prompt_ids: list[list[int]], pad_id: int, main: bool, n_ranks: int,
+                    rank: int) -> Any:
+    """The llama.cpp rollout engine of ``rl.rollout_engine: llamacpp`` (None: transformers samples): rank 0 writes
+    the merged SFT model's GGUF once, every rank serves its own share of the rollouts from it."""
+    if rc.rollout_engine != "llamacpp":
+        return None
+    from selfdebug.generate.gguf_export import ExportError
+    from selfdebug.rl import distributed
+    from selfdebug.rl.engine import BASE_GGUF, base_gguf, make_rollout_engine
+
+    work = out / ENGINE_DIR
+    gguf = None
+    if main:
+        try:
+            gguf = base_gguf(out / MERGED_DIR, work)
+        except ExportError as e:
+            log.warning("rl: llama.cpp rollouts unavailable (%s): sampling with transformers", e)
+    distributed.barrier()
+    gguf = work / BASE_GGUF if gguf is None else gguf
+    if not gguf.is_file():
+        return None
+    return make_rollout_engine(gguf, work / f"rank{rank}" if n_ranks > 1 else work,
+                               n_parallel=rc.batch_size // n_ranks,
+                               n_ctx=max(len(p) for p in prompt_ids) + rc.max_new_tokens + 1, pad_id=pad_id)
+
+
 def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | Path | None = None, *,
            sandbox: Any = None, embedder: Any = None) -> dict[str, Any]:
     """Train (see the module docstring); resumable. ``sandbox`` / ``embedder``: ready-made ones (tests inject
@@ -222,8 +251,9 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
         if state["step"] > rc.steps:
             raise ValueError(f"{resume}: checkpoint at step {state['step']}, past rl.steps={rc.steps}")
     if main:
-        if resume is None:  # a fresh start writes the merged SFT model anew (the SFT model may have changed)
+        if resume is None:  # a fresh start writes the merged SFT model (and its GGUF) anew: the SFT model may differ
             shutil.rmtree(out / MERGED_DIR, ignore_errors=True)
+            shutil.rmtree(out / ENGINE_DIR, ignore_errors=True)
         config.save(out / "config.yaml")
         write_jsonl(out / "prompts.jsonl", [p.summary() for p in prompts])
     distributed.barrier()
@@ -258,7 +288,8 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                            ppo_epochs=rc.ppo_epochs, mini_batch_size=rc.mini_batch_size // n_ranks,
                            whiten_advantages=rc.whiten_advantages, max_grad_norm=rc.max_grad_norm,
                            max_new_tokens=rc.max_new_tokens, temperature=rc.temperature,
-                           logit_chunk=rc.logit_chunk, gradient_checkpointing=rc.gradient_checkpointing)
+                           logit_chunk=rc.logit_chunk, gradient_checkpointing=rc.gradient_checkpointing,
+                           is_cap=rc.is_cap)
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=rc.learning_rate)
     start = 0
     if resume is not None:
@@ -269,6 +300,9 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                                               for r in _read_rows(out / name, start)))
     prompt_ids = [tokenizer(render_chat(p.chat, tokenizer, config.model.chat_format),
                             add_special_tokens=False)["input_ids"] for p in prompts]
+    engine = _rollout_engine(rc, out, prompt_ids, tokenizer.pad_token_id, main, n_ranks, rank)
+    if engine is not None:
+        engine.sync(policy)  # the resumed adapter (a fresh one is zero: the SFT model)
     execute = CachedExecutor(out / ("executions.jsonl" if main else f"executions.rank{rank}.jsonl"),
                              LazySandbox(config, sandbox))
     if embedder is None:
@@ -287,10 +321,19 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
             torch.manual_seed(step_seed(config.seed, step) + rank)
             idx = distributed.shard(batch_indices(len(prompts), rc.batch_size, step, config.seed), rank, n_ranks)
             batch = [prompts[i] for i in idx]
-            ro = rollout(policy, tokenizer, [prompt_ids[i] for i in idx], settings)
+            t_roll = time.perf_counter()
+            if engine is not None:  # one seed per rollout, fixed by (seed, iteration, rank, row)
+                ro = engine.rollout([prompt_ids[i] for i in idx], settings,
+                                    [sample_seed(config.seed, "rl", step, rank, r) for r in range(len(idx))])
+            else:
+                ro = rollout(policy, tokenizer, [prompt_ids[i] for i in idx], settings)
+            t_roll = time.perf_counter() - t_roll
             scored = reward(batch, [ro.response_ids(r) for r in range(len(batch))])
             stats = ppo_step(policy, optimizer, ro, [s.placements for s in scored], settings,
                              distributed.average_gradients if n_ranks > 1 else None)
+            stats["rollout_seconds"] = round(t_roll, 2)
+            if engine is not None:
+                stats["sync_seconds"] = round(engine.sync(policy), 2)
             if n_ranks > 1:  # the iteration's log covers every rank's rollouts
                 scored = [s for part in distributed.gather(scored) for s in part]
                 all_stats = distributed.gather(stats)
@@ -307,6 +350,8 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
             distributed.barrier()  # no rank runs ahead of a checkpoint it could be resumed from
     finally:
         execute.sandbox.close()
+        if engine is not None:
+            engine.close()
     seconds = time.perf_counter() - t_start
     from selfdebug.sft.train import weights_digest
 
@@ -337,6 +382,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                "first": rows[0] if rows else None, "last": rows[-1] if rows else None,
                "seconds": round(seconds, 1), "device": device, "dtype": str(dtype).removeprefix("torch."),
                "machine": cpu_summary(), "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
+               "rollout_engine": "llamacpp" if engine is not None else "hf",
                "sft_adapter": str(sft_adapter) if sft_adapter else None, "weights": str(weights),
                "weights_sha256": digests[0], "world_size": n_ranks}
     atomic_write_json(summary_path, summary)

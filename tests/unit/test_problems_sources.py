@@ -115,3 +115,15 @@ def test_download_with_wrong_hash_leaves_nothing(tmp_path, server):
 def test_download_failure_is_a_source_error(tmp_path, server):
     with pytest.raises(SourceError, match="download from .*/missing failed"):
         resolve("mbpp", tmp_path / "no-mirror", cache_dir=tmp_path / "cache", url=f"{server}/missing")
+
+
+def test_no_mirror_at_all_says_how_to_name_one(tmp_path, monkeypatch):
+    """A clone with no ../shared/data beside it (say, under /tmp) and no $SELFDEBUG_DATA_DIR: the error names the
+    default folder it looked for and both ways to point at the files, not "mirror None"."""
+    monkeypatch.delenv(sources.ENV_MIRROR, raising=False)
+    monkeypatch.setattr(sources, "default_mirror", lambda: None)
+    with pytest.raises(SourceError) as err:
+        resolve("mbpp", cache_dir=tmp_path / "cache", allow_download=False)
+    msg = str(err.value)
+    assert "None" not in msg and "data_mirror" in msg and sources.ENV_MIRROR in msg
+    assert str(sources.REPO_ROOT.parent / "shared" / "data") in msg
