@@ -310,6 +310,8 @@ bench: setup model
 	$(PY) benchmarks/bench_greedy.py
 	$(PY) benchmarks/bench_evalplus.py
 	$(PY) benchmarks/bench_rl_memory.py
+	$(PY) benchmarks/bench_rl_rollout.py
+	$(PY) benchmarks/bench_rl_trl.py
 	$(MAKE) --no-print-directory bench-collect
 	$(PY) benchmarks/bench_sft.py --profile cpu-teachers
 

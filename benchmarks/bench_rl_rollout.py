@@ -69,9 +69,8 @@ def main() -> None:
     from selfdebug.generate.runner import backend_settings
     from selfdebug.rl import ppo
     from selfdebug.rl.engine import base_gguf, make_rollout_engine
-    from selfdebug.rl.policy import build_policy
+    from selfdebug.rl.policy import build_policy, stop_at_end_of_turn
     from selfdebug.rl.step import PPOSettings, ppo_step, rollout, score
-    from selfdebug.sft.tokenize import end_of_turn_ids
 
     config = load_config(args.profile)
     rc = config.rl
@@ -95,9 +94,7 @@ def main() -> None:
                               lora_targets=rc.lora_targets, dtype=dtype, merged_dir=work / "merged")
         tokenizer.save_pretrained(str(work / "merged"))
         res["policy_load_seconds"] = round(time.perf_counter() - t0, 1)
-        gen = policy.model.generation_config
-        eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-        gen.eos_token_id = sorted({e for e in eos if e is not None} | end_of_turn_ids(tokenizer))
+        stop_at_end_of_turn(policy, tokenizer)
         torch.manual_seed(0)
         with torch.no_grad():
             for name, p in policy.model.named_parameters():

@@ -82,6 +82,17 @@ class PolicyWithValue(torch.nn.Module):
         return path
 
 
+def stop_at_end_of_turn(policy: PolicyWithValue, tokenizer: Any) -> list[int]:
+    """Make the policy's ``generate`` stop at any end-of-turn token of the chat format as well as at its EOS (a
+    rollout is one assistant turn); returns the stop ids."""
+    from selfdebug.sft.tokenize import end_of_turn_ids
+
+    gen = policy.model.generation_config
+    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
+    gen.eos_token_id = sorted({e for e in eos if e is not None} | end_of_turn_ids(tokenizer))
+    return gen.eos_token_id
+
+
 def merged_sft_model(model_path: str | Path, sft_adapter: str | Path | None, dtype: torch.dtype = torch.float32,
                      device: str = "cpu", merged_dir: str | Path | None = None) -> Any:
     """The base model at ``model_path`` with the SFT adapter merged into its weights (None: the base itself), saved

@@ -209,11 +209,10 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     from selfdebug.rl import distributed
     from selfdebug.rl.curves import curves_figure
     from selfdebug.rl.data import load_prompts
-    from selfdebug.rl.policy import build_policy
+    from selfdebug.rl.policy import build_policy, stop_at_end_of_turn
     from selfdebug.rl.reward_fn import RewardFunction
     from selfdebug.rl.scores import SentenceEmbedder
     from selfdebug.rl.step import PPOSettings, ppo_step, rollout
-    from selfdebug.sft.tokenize import end_of_turn_ids
 
     rc = config.rl
     out = rl_dir(config, run_dir)
@@ -280,9 +279,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                           merged_dir=out / MERGED_DIR if main else None)
     if main:
         tokenizer.save_pretrained(str(out / MERGED_DIR))
-    gen = policy.model.generation_config
-    eos = gen.eos_token_id if isinstance(gen.eos_token_id, list) else [gen.eos_token_id]
-    gen.eos_token_id = sorted({e for e in eos if e is not None} | end_of_turn_ids(tokenizer))
+    stop_at_end_of_turn(policy, tokenizer)
     settings = PPOSettings(gamma=rc.gamma, lam=rc.lam, clip_range=rc.clip_range, clip_range_value=rc.clip_range_value,
                            vf_coef=rc.vf_coef, entropy_coef=rc.entropy_coef, kl_coef=rc.kl_coef,
                            ppo_epochs=rc.ppo_epochs, mini_batch_size=rc.mini_batch_size // n_ranks,

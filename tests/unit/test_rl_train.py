@@ -117,7 +117,7 @@ def _tensors(folder: Path) -> dict:
 
 def _trajectory(run_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]  # timings differ
 
 
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, tiny):
