@@ -1,6 +1,6 @@
 """PPO rollouts on the embedded model: transformers ``generate`` on the policy (``rl.rollout_engine: hf``) against
-llama.cpp serving the merged model as an f16 GGUF with the RL adapter swapped in (``llamacpp``,
-``selfdebug.rl.engine``), on the same prompts, batch and lengths, in one run; with the rest of a PPO step
+llama.cpp serving the merged model as a GGUF (f16, and q8_0: ``rl.rollout_gguf_type``) with the RL adapter swapped
+in (``llamacpp``, ``selfdebug.rl.engine``), on the same prompts, batch and lengths, in one run; with the rest of a PPO step
 (scoring under policy, reference and critic; the update) timed on the same rollout, so the share of sampling shows.
 
 What is measured per engine: seconds and response tokens per second of one rollout of ``--batch`` prompts; for
@@ -61,7 +61,7 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from selfdebug.config import load_config
+    from selfdebug.config import ROLLOUT_GGUF_TYPES, load_config
     from selfdebug.generate.chat import render_chat
     from selfdebug.generate.cpu import describe_cpu
     from selfdebug.generate.hf import pick_dtype
@@ -84,7 +84,7 @@ def main() -> None:
     settings = PPOSettings(temperature=rc.temperature, max_new_tokens=max_new, ppo_epochs=rc.ppo_epochs,
                            mini_batch_size=rc.mini_batch_size, kl_coef=rc.kl_coef, is_cap=rc.is_cap)
     res: dict = {"cpu": describe_cpu(), "profile": args.profile, "batch": batch, "max_new_tokens": max_new,
-                 "temperature": rc.temperature, "trainer_dtype": str(dtype).removeprefix("torch."),
+                 "temperature": rc.temperature, "ppo_epochs": rc.ppo_epochs, "trainer_dtype": str(dtype).removeprefix("torch."),
                  "prompt_tokens_mean": round(sum(map(len, prompt_ids)) / len(prompt_ids), 1),
                  "command": "python benchmarks/bench_rl_rollout.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="bench_rl_rollout_") as tmp:
@@ -109,67 +109,83 @@ def main() -> None:
         res["hf"] = {"seconds": round(hf_s, 1), "response_tokens": hf_tokens, "tokens_per_s": round(hf_tokens / hf_s, 1)}
         print(json.dumps({"hf": res["hf"]}), flush=True)
 
-        t0 = time.perf_counter()
-        gguf = base_gguf(work / "merged", work / "engine")
-        export_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        engine = make_rollout_engine(gguf, work / "engine", n_parallel=batch,
-                                     n_ctx=max(map(len, prompt_ids)) + max_new + 1, pad_id=tokenizer.pad_token_id)
-        if engine is None:
-            res["llamacpp"] = {"error": "llama.cpp cannot serve on this machine (see the log)"}
-        else:
+        n_ctx = max(map(len, prompt_ids)) + max_new + 1
+        ro_lc = None
+        for gguf_type in ROLLOUT_GGUF_TYPES:
+            t0 = time.perf_counter()
+            gguf = base_gguf(work / "merged", work / "engine", gguf_type)
+            export_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            engine = make_rollout_engine(gguf, work / "engine", n_parallel=batch, n_ctx=n_ctx,
+                                         pad_id=tokenizer.pad_token_id)
+            if engine is None:
+                res[gguf_type] = {"error": "llama.cpp cannot serve on this machine (see the log)"}
+                continue
             load_s = time.perf_counter() - t0
             sync_s = engine.sync(policy)
             t0 = time.perf_counter()
-            ro_lc = engine.rollout(prompt_ids, settings, list(range(batch)))
+            ro = engine.rollout(prompt_ids, settings, list(range(batch)))
             lc_s = time.perf_counter() - t0
-            lc_tokens = int(ro_lc.response_mask.sum())
+            engine.close()
+            tokens = int(ro.response_mask.sum())
             t0 = time.perf_counter()
             with torch.no_grad():
-                trainer, _, _ = score(policy, ro_lc, settings.temperature, settings.mini_batch_size, settings.logit_chunk)
+                trainer, _, _ = score(policy, ro, settings.temperature, settings.mini_batch_size, settings.logit_chunk)
             score_s = time.perf_counter() - t0
-            _, mismatch = ppo.truncated_is_weights(trainer, ro_lc.behaviour_logprobs, ro_lc.response_mask, rc.is_cap)
-            res["llamacpp"] = {"seconds": round(lc_s, 1), "response_tokens": lc_tokens,
-                               "tokens_per_s": round(lc_tokens / lc_s, 1), "gguf_export_seconds": round(export_s, 1),
-                               "load_seconds": round(load_s, 1), "sync_seconds": round(sync_s, 2),
-                               "score_seconds": round(score_s, 1),
-                               **{k: round(v, 5) for k, v in mismatch.items()}}
-            print(json.dumps({"llamacpp": res["llamacpp"]}), flush=True)
-            engine.close()
-            # the rest of a PPO step on the llama.cpp rollout: scoring again inside, then the update
+            _, mismatch = ppo.truncated_is_weights(trainer, ro.behaviour_logprobs, ro.response_mask, rc.is_cap)
+            res[gguf_type] = {"seconds": round(lc_s, 1), "response_tokens": tokens,
+                              "tokens_per_s": round(tokens / lc_s, 1), "gguf_seconds": round(export_s, 1),
+                              "load_seconds": round(load_s, 1), "sync_seconds": round(sync_s, 2),
+                              "score_seconds": round(score_s, 1), "speedup": round(tokens / lc_s / res["hf"]["tokens_per_s"], 2),
+                              **{k: round(v, 5) for k, v in mismatch.items()}}
+            print(json.dumps({gguf_type: res[gguf_type]}), flush=True)
+            ro_lc = ro_lc or ro
+        if ro_lc is not None:  # the rest of a PPO step on a llama.cpp rollout: scoring again inside, then the update
             optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=rc.learning_rate)
             places = [[(int(ro_lc.response_mask[r].sum()) - 1, 0.0)] for r in range(batch)]
             t0 = time.perf_counter()
             ppo_step(policy, optimizer, ro_lc, places, settings)
             res["ppo_step_seconds"] = round(time.perf_counter() - t0, 1)
-    res["speedup"] = round(res["llamacpp"]["tokens_per_s"] / res["hf"]["tokens_per_s"], 2) \
-        if "tokens_per_s" in res.get("llamacpp", {}) else None
     atomic_write_json(OUT.with_suffix(".json"), res)
     atomic_write_text(OUT.with_suffix(".md"), render(res))
     print(render(res))
 
 
 def render(res: dict) -> str:
-    hf, lc = res["hf"], res["llamacpp"]
-    if "error" in lc:
-        lc_line = f"| llama.cpp | – | – | – | {lc['error']} |"
-    else:
-        lc_line = (f"| llama.cpp (f16 GGUF + GGUF LoRA) | {lc['seconds']} | {lc['response_tokens']} | "
-                   f"**{lc['tokens_per_s']}** | one-off: GGUF {lc['gguf_export_seconds']} s, load {lc['load_seconds']} s; "
-                   f"per update: adapter swap {lc['sync_seconds']} s |")
+    from selfdebug.config import ROLLOUT_GGUF_TYPES
+
+    hf = res["hf"]
+    rows = [f"| transformers generate (policy, {res['trainer_dtype']}) | {hf['seconds']} | {hf['response_tokens']} | "
+            f"**{hf['tokens_per_s']}** | 1.00x | – | – | – |"]
+    notes = []
+    for t in ROLLOUT_GGUF_TYPES:
+        r = res.get(t)
+        if r is None:
+            continue
+        if "error" in r:
+            rows.append(f"| llama.cpp, {t} GGUF + GGUF LoRA | {r['error']} | | | | | | |")
+            continue
+        rows.append(f"| llama.cpp, {t} GGUF + GGUF LoRA | {r['seconds']} | {r['response_tokens']} | "
+                    f"**{r['tokens_per_s']}** | {r['speedup']:.2f}x | {r['engine_kl']} | {100 * r['is_clip_frac']:.2f}% | "
+                    f"{r['is_weight_mean']} |")
+        notes.append(f"{t}: the GGUF took {r['gguf_seconds']} s to write (once per run), loading {r['load_seconds']} s, "
+                     f"each adapter swap {r['sync_seconds']} s")
     text = ("# PPO rollouts: transformers against llama.cpp\n\n"
             f"{res['cpu']}. {res['batch']} rollouts of the {res['profile']} profile's refinement prompts (mean "
             f"{res['prompt_tokens_mean']} prompt tokens), up to {res['max_new_tokens']} new tokens at temperature "
-            f"{res['temperature']}; the trainer in {res['trainer_dtype']}.\n\n"
-            "| engine | seconds | response tokens | tokens/s | other costs |\n|---|---|---|---|---|\n"
-            f"| transformers generate (policy) | {hf['seconds']} | {hf['response_tokens']} | **{hf['tokens_per_s']}** | – |\n"
-            f"{lc_line}\n\n")
-    if "error" not in lc:
-        text += (f"Speed-up in tokens/s: **{res['speedup']}x**. Mismatch of llama.cpp's samples with the trainer: mean "
-                 f"log pi_engine - log pi_trainer {lc['engine_kl']} nats per token (an estimate of KL(engine || "
-                 f"trainer)), {100 * lc['is_clip_frac']:.2f}% of tokens with a weight above the cap, mean weight "
-                 f"{lc['is_weight_mean']}. Scoring the rollout (policy, reference, critic) took {lc['score_seconds']} s "
-                 f"and a whole PPO update on it {res.get('ppo_step_seconds', '-')} s, the same for both engines.\n\n")
+            f"{res['temperature']}, the same prompts for every engine; the trainer in {res['trainer_dtype']}. "
+            "Mismatch: the mean of log pi_engine - log pi_trainer over the sampled tokens (an estimate of "
+            "KL(engine || trainer), nats per token), the share of tokens whose importance weight is above the cap, "
+            "and the mean weight.\n\n"
+            "| engine | seconds | response tokens | tokens/s | speed-up | mismatch (nats/token) | capped | mean weight |\n"
+            "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
+    if notes:
+        text += "; ".join(notes) + ".\n\n"
+    if "ppo_step_seconds" in res:
+        first = next(res[t] for t in ROLLOUT_GGUF_TYPES if "score_seconds" in res.get(t, {}))
+        text += (f"The rest of a PPO step, the same for every engine: scoring the rollout under policy, reference and "
+                 f"critic took {first['score_seconds']} s, and the whole `ppo_step` (scoring again, then "
+                 f"{res.get('ppo_epochs', '-')} epoch(s) of updates) {res['ppo_step_seconds']} s.\n\n")
     return text + f"Rerun: `{res['command']}`.\n"
 
 

@@ -166,6 +166,8 @@ class SftConfig:
 
 ROLLOUT_ENGINES = ("hf", "llamacpp")
 """``rl.rollout_engine``: transformers ``generate`` on the policy, or llama.cpp serving the RL adapter."""
+ROLLOUT_GGUF_TYPES = ("f16", "q8_0")
+"""``rl.rollout_gguf_type``: how llama.cpp rollouts store the merged SFT model's weights."""
 
 
 @dataclass
@@ -216,6 +218,10 @@ class RlConfig:
     sampling (``selfdebug.rl.engine``; falls back to hf, with a warning, where llama.cpp cannot run)."""
     is_cap: float = 2.0
     """``rollout_engine: llamacpp`` only: the cap of the per-token importance weights trainer / engine."""
+    rollout_gguf_type: str = "f16"
+    """``rollout_engine: llamacpp`` only: the encoding of the served weights (``ROLLOUT_GGUF_TYPES``): ``f16``, the
+    merged SFT model as exported, or ``q8_0``, re-encoded (half the bytes; a larger engine/trainer mismatch, which
+    the importance weights correct); ``benchmarks/bench_rl_rollout.py`` measures both."""
     algorithm: str = "ppo"
     """``ppo``: the paper's (rewards at their own tokens, a critic); ``grpo``: TRL's GRPO, the rewards summed per
     completion (``selfdebug.rl.grpo``), as the comparison the paper did not make."""
@@ -533,6 +539,9 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
             raise ConfigError(f"{where}: rl.{name} must be >= 1, got {getattr(rc, name)}")
     if rc.rollout_engine not in ROLLOUT_ENGINES:
         raise ConfigError(f"{where}: rl.rollout_engine must be one of {ROLLOUT_ENGINES}, got {rc.rollout_engine!r}")
+    if rc.rollout_gguf_type not in ROLLOUT_GGUF_TYPES:
+        raise ConfigError(f"{where}: rl.rollout_gguf_type must be one of {ROLLOUT_GGUF_TYPES}, got "
+                          f"{rc.rollout_gguf_type!r}")
     if rc.is_cap < 1:
         raise ConfigError(f"{where}: rl.is_cap must be >= 1 (a cap below 1 would shrink every on-policy token), "
                           f"got {rc.is_cap}")

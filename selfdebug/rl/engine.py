@@ -102,15 +102,17 @@ class LlamaCppRollouts:
         self.backend.close()
 
 
-def base_gguf(merged_dir: str | Path, work_dir: str | Path) -> Path:
-    """The f16 GGUF of the merged SFT model, written once into ``work_dir`` (atomically)."""
+def base_gguf(merged_dir: str | Path, work_dir: str | Path, gguf_type: str = "f16") -> Path:
+    """The GGUF of the merged SFT model, written once into ``work_dir`` (atomically): f16 as exported, or re-encoded
+    from it as ``gguf_type`` (``q8_0``; ``generate.gguf_requant``)."""
     from selfdebug.generate.gguf_export import export_model
+    from selfdebug.generate.gguf_requant import requantized_gguf
 
     out = Path(work_dir) / BASE_GGUF
     if not out.is_file():
         log.info("rl: writing the merged SFT model %s as %s for llama.cpp rollouts (once per run)", merged_dir, out)
         export_model(merged_dir, out, "f16")
-    return out
+    return out if gguf_type == "f16" else requantized_gguf(out, gguf_type)
 
 
 def make_rollout_engine(gguf: str | Path, work_dir: str | Path, *, n_parallel: int, n_ctx: int, pad_id: int,

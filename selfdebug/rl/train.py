@@ -182,11 +182,15 @@ def _rollout_engine(rc: Any, out: Path, prompt_ids: list[list[int]], pad_id: int
     gguf = None
     if main:
         try:
-            gguf = base_gguf(out / MERGED_DIR, work)
+            gguf = base_gguf(out / MERGED_DIR, work, rc.rollout_gguf_type)
         except ExportError as e:
             log.warning("rl: llama.cpp rollouts unavailable (%s): sampling with transformers", e)
     distributed.barrier()
-    gguf = work / BASE_GGUF if gguf is None else gguf
+    if gguf is None:  # another rank wrote it (or failed to: then no file, and transformers samples)
+        from selfdebug.generate.gguf_requant import derived_path
+
+        gguf = work / BASE_GGUF
+        gguf = gguf if rc.rollout_gguf_type == "f16" else derived_path(gguf, rc.rollout_gguf_type)
     if not gguf.is_file():
         return None
     return make_rollout_engine(gguf, work / f"rank{rank}" if n_ranks > 1 else work,

@@ -29,6 +29,9 @@ def test_base_has_the_papers_rl_numbers():
     "rl.explanation_range=[0.7, 0.4]",
     "rl.explanation_range=[0.4]",
     "rl.explanation_range=[0.4, 1.5]",
+    "rl.rollout_engine=vllm",
+    "rl.rollout_gguf_type=q4_k",
+    "rl.is_cap=0.5",
 ])
 def test_bad_rl_values_are_rejected(override):
     with pytest.raises(ConfigError, match="rl"):

@@ -126,6 +126,31 @@ def test_the_engine_serves_the_live_adapter(served):
     assert abs(stats["engine_kl"]) < 0.01 and stats["is_clip_frac"] == 0.0
 
 
+def test_a_q8_0_engine_serves_the_adapter_with_a_larger_but_small_mismatch(served, tmp_path):
+    from selfdebug.rl.engine import base_gguf, make_rollout_engine
+    from selfdebug.rl.step import PPOSettings, score
+
+    policy, tokenizer, f16_engine = served
+    work = f16_engine.work_dir
+    q8 = base_gguf(work.parent / "merged", work, "q8_0")
+    assert q8.name.endswith(".q8_0.gguf") and q8.stat().st_size < (work / "sft_merged.f16.gguf").stat().st_size
+    engine = make_rollout_engine(q8, tmp_path, n_parallel=3, n_ctx=64, pad_id=tokenizer.pad_token_id, probe=False)
+    try:
+        engine.sync(policy)
+        f16_engine.sync(policy)
+        settings = PPOSettings(temperature=1.0, max_new_tokens=12)
+        prompts = [tokenizer(t)["input_ids"] for t in ("def add(a, b):", "Fix the bug in", "return x")]
+        gaps = {}
+        for name, eng in (("q8_0", engine), ("f16", f16_engine)):
+            ro = eng.rollout(prompts, settings, [1, 2, 3])
+            with torch.no_grad():
+                trainer, _, _ = score(policy, ro, settings.temperature)
+            gaps[name] = float((trainer - ro.behaviour_logprobs).abs()[ro.response_mask.bool()].mean())
+        assert gaps["f16"] < gaps["q8_0"] < 0.1
+    finally:
+        engine.close()
+
+
 def test_without_llama_cpp_the_trainer_samples_with_transformers_and_says_why(monkeypatch, tmp_path, caplog):
     from selfdebug.generate import engine_select, probe
     from selfdebug.rl.engine import make_rollout_engine
