@@ -118,7 +118,10 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
     if not examples:
         raise ValueError(f"{source}: no SFT examples (no correct solutions and no verified pairs)")
     model_path = resolve_model(backend_settings(config.model)["id"])
-    key = _digest({"sft": config.to_dict()["sft"], "model": str(model_path), "seed": config.seed,
+    # gradient checkpointing recomputes activations, it does not change the update (equal losses in
+    # benchmarks/results/sft_memory.md): a run is the same run with it on or off, so it stays out of the key
+    sft_keys = {**config.to_dict()["sft"], "gradient_checkpointing": False}
+    key = _digest({"sft": sft_keys, "model": str(model_path), "seed": config.seed,
                    "examples": [e["example_id"] for e in examples]})
     summary_path = out / "summary.json"
     if summary_path.is_file() and (out / MODEL_DIR).is_dir():

@@ -55,6 +55,10 @@ def test_sft_trains_saves_an_adapter_and_skips_a_finished_run(tmp_path, tiny):
     assert sum("loss" in h for h in log) == summary["steps"]
     again = run_sft(cfg, tmp_path / "sft")
     assert again.get("skipped") and again["steps"] == summary["steps"]
+    # a memory setting only: the finished run is still this run
+    checkpointed = load_config("smoke", overrides(root, tiny, "sft.epochs=8", "sft.learning_rate=0.005",
+                                                  "sft.gradient_checkpointing=true"))
+    assert run_sft(checkpointed, tmp_path / "sft").get("skipped")
 
 
 def _adapter(folder: Path) -> dict:
