@@ -328,11 +328,13 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                                     [sample_seed(config.seed, "rl", step, rank, r) for r in range(len(idx))])
             else:
                 ro = rollout(policy, tokenizer, [prompt_ids[i] for i in idx], settings)
-            t_roll = time.perf_counter() - t_roll
+            t_roll, t_reward = time.perf_counter() - t_roll, time.perf_counter()
             scored = reward(batch, [ro.response_ids(r) for r in range(len(batch))])
+            t_reward, t_update = time.perf_counter() - t_reward, time.perf_counter()
             stats = ppo_step(policy, optimizer, ro, [s.placements for s in scored], settings,
                              distributed.average_gradients if n_ranks > 1 else None)
-            stats["rollout_seconds"] = round(t_roll, 2)
+            stats.update(rollout_seconds=round(t_roll, 2), reward_seconds=round(t_reward, 2),
+                         update_seconds=round(time.perf_counter() - t_update, 2))
             if engine is not None:
                 stats["sync_seconds"] = round(engine.sync(policy), 2)
             if n_ranks > 1:  # the iteration's log covers every rank's rollouts

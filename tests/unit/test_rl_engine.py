@@ -188,7 +188,8 @@ def test_rl_on_llama_cpp_rollouts_logs_the_mismatch(tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
         assert abs(r["engine_kl"]) < 0.05 and 0.0 <= r["is_clip_frac"] <= 1.0
-        assert r["sync_seconds"] >= 0 and r["rollout_seconds"] > 0
+        assert r["sync_seconds"] >= 0 and r["rollout_seconds"] > 0 and r["update_seconds"] > 0
+        assert r["reward_seconds"] >= 0
     assert (tmp_path / "rl" / "engine" / "sft_merged.f16.gguf").is_file()
     rollouts = [json.loads(line) for line in (tmp_path / "rl" / "rollouts.jsonl").read_text().splitlines()]
     assert len(rollouts) == 2 * cfg.rl.batch_size
