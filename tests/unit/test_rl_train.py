@@ -120,12 +120,16 @@ def _trajectory(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]  # timings differ
 
 
-def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, tiny):
+@pytest.mark.parametrize("engine", ["hf", "llamacpp"])
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, tiny, engine):
+    """With llama.cpp rollouts too: the resumed run serves the checkpoint's adapter and draws the same samples."""
     import torch
 
+    if engine == "llamacpp":
+        pytest.importorskip("llama_cpp")
     root = collection(tmp_path, records())
     # "Refine" prompts only: no explanation, so the subprocess never loads the sentence embedder
-    args = overrides(root, tiny, "rl.steps=6", "rl.save_steps=2", "rl.formats=[refine]")
+    args = overrides(root, tiny, "rl.steps=6", "rl.save_steps=2", "rl.formats=[refine]", f"rl.rollout_engine={engine}")
     whole = _cli(tmp_path / "whole", args)
     assert whole.wait(timeout=300) == 0, whole.stderr.read()[-3000:]
     killed = _cli(tmp_path / "killed", args)
@@ -150,3 +154,4 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, t
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert _trajectory(tmp_path / "killed") == _trajectory(tmp_path / "whole")  # the same samples and updates
+    assert reference["rollout_engine"] == summary["rollout_engine"] == engine
