@@ -539,6 +539,9 @@ def _validate_rl(rc: RlConfig, where: str) -> None:
             raise ConfigError(f"{where}: rl.{name} must be >= 1, got {getattr(rc, name)}")
     if rc.rollout_engine not in ROLLOUT_ENGINES:
         raise ConfigError(f"{where}: rl.rollout_engine must be one of {ROLLOUT_ENGINES}, got {rc.rollout_engine!r}")
+    if rc.rollout_engine == "llamacpp" and rc.algorithm != "ppo":
+        raise ConfigError(f"{where}: rl.rollout_engine llamacpp serves our PPO trainer only; rl.algorithm "
+                          f"{rc.algorithm!r} samples with TRL's own generation (set rl.rollout_engine: hf)")
     if rc.rollout_gguf_type not in ROLLOUT_GGUF_TYPES:
         raise ConfigError(f"{where}: rl.rollout_gguf_type must be one of {ROLLOUT_GGUF_TYPES}, got "
                           f"{rc.rollout_gguf_type!r}")

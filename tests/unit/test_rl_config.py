@@ -36,3 +36,9 @@ def test_base_has_the_papers_rl_numbers():
 def test_bad_rl_values_are_rejected(override):
     with pytest.raises(ConfigError, match="rl"):
         load_config("base", [override])
+
+
+def test_llama_cpp_rollouts_are_for_ppo_only():
+    load_config("base", ["rl.rollout_engine=llamacpp"])  # PPO: fine
+    with pytest.raises(ConfigError, match="rl.rollout_engine llamacpp serves our PPO trainer only"):
+        load_config("base", ["rl.rollout_engine=llamacpp", "rl.algorithm=grpo"])
