@@ -39,10 +39,11 @@ BASE_GGUF = "sft_merged.f16.gguf"
 
 
 def pack_rollout(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[int]],
-                 behaviour: Sequence[Sequence[float]] | None, pad_id: int) -> Rollout:
-    """A ``Rollout`` from token lists: prompts left-padded, responses right-padded, the response mask 1 on each
-    response's own tokens (its end-of-turn token included when it was sampled), the behaviour log-probs aligned
-    with the response tokens (0 on padding)."""
+                 behaviour: Sequence[Sequence[float]] | None, pad_id: int, device: Any = "cpu") -> Rollout:
+    """A ``Rollout`` on ``device`` (the policy's) from token lists: prompts left-padded, responses right-padded, the
+    response mask 1 on each response's own tokens (its end-of-generation token included when it was sampled: the
+    engine ends a response at any of llama.cpp's end-of-generation tokens), the behaviour log-probs aligned with the
+    response tokens (0 on padding)."""
     if len(prompts) != len(responses) or (behaviour is not None and len(behaviour) != len(responses)):
         raise ValueError(f"pack_rollout: {len(prompts)} prompts, {len(responses)} responses"
                          + ("" if behaviour is None else f", {len(behaviour)} log-prob rows"))
@@ -58,8 +59,9 @@ def pack_rollout(prompts: Sequence[Sequence[int]], responses: Sequence[Sequence[
         resp_masks.append(resp)
         if behaviour is not None:
             lps.append(list(behaviour[i]) + [0.0] * (n - len(r)))
-    return Rollout(torch.tensor(rows), torch.tensor(masks), width, torch.tensor(resp_masks),
-                   torch.tensor(lps, dtype=torch.float32) if behaviour is not None else None)
+    return Rollout(torch.tensor(rows, device=device), torch.tensor(masks, device=device), width,
+                   torch.tensor(resp_masks, device=device),
+                   torch.tensor(lps, dtype=torch.float32, device=device) if behaviour is not None else None)
 
 
 class LlamaCppRollouts:
@@ -87,8 +89,10 @@ class LlamaCppRollouts:
         self.sync_seconds += seconds
         return seconds
 
-    def rollout(self, prompts: Sequence[Sequence[int]], settings: PPOSettings, seeds: Sequence[int]) -> Rollout:
-        """One response per prompt (``seeds[i]`` draws response ``i``), with the engine's log-probs."""
+    def rollout(self, prompts: Sequence[Sequence[int]], settings: PPOSettings, seeds: Sequence[int],
+                device: Any = "cpu") -> Rollout:
+        """One response per prompt (``seeds[i]`` draws response ``i``), with the engine's log-probs, as tensors on
+        ``device`` (the policy's: a GPU trainer gets its rollouts where it computes)."""
         from selfdebug.generate.base import SamplingParams
 
         params = SamplingParams(n=1, temperature=settings.temperature, top_p=settings.top_p,
@@ -96,7 +100,7 @@ class LlamaCppRollouts:
         done = self.backend.generate_tokens([list(p) for p in prompts], params, [[int(s)] for s in seeds])
         responses = [c[0].token_ids or [] for c in done]
         behaviour = [c[0].logprobs or [] for c in done]
-        return pack_rollout(prompts, responses, behaviour, self.pad_id)
+        return pack_rollout(prompts, responses, behaviour, self.pad_id, device)
 
     def close(self) -> None:
         self.backend.close()

@@ -55,6 +55,9 @@ CHECKPOINTS = "checkpoints"
 UNTRAJECTORY = ("steps", "save_steps", "logit_chunk", "gradient_checkpointing")
 """``rl`` keys that do not change what an iteration does (a run may be extended past its checkpoints; memory
 savings compute the same update, to float rounding)."""
+ROLLOUT_KEYS = ("rollout_engine", "is_cap", "rollout_gguf_type")
+"""``rl`` keys of llama.cpp rollouts: out of the run's key when transformers samples (runs made before they existed
+keep their key)."""
 
 
 def rl_dir(config: Config, run_dir: str | Path | None = None) -> Path:
@@ -171,31 +174,43 @@ def step_row(step: int, scored: list[Any], stats: dict[str, float], seconds: flo
 def _rollout_engine(rc: Any, out: Path, prompt_ids: list[list[int]], pad_id: int, main: bool, n_ranks: int,
                     rank: int) -> Any:
     """The llama.cpp rollout engine of ``rl.rollout_engine: llamacpp`` (None: transformers samples): rank 0 writes
-    the merged SFT model's GGUF once, every rank serves its own share of the rollouts from it."""
+    the merged SFT model's GGUF once, every rank serves its own share of the rollouts from it with its share of the
+    cores. Any failure to get there (llama.cpp missing, an export or re-encoding that fails, a probe that dies on
+    some rank) falls back to transformers on every rank, with a warning naming why: the ranks always agree."""
     if rc.rollout_engine != "llamacpp":
         return None
-    from selfdebug.generate.gguf_export import ExportError
+    import os
+
+    from selfdebug.generate.engine_select import llama_cpp_available
     from selfdebug.rl import distributed
     from selfdebug.rl.engine import BASE_GGUF, base_gguf, make_rollout_engine
 
     work = out / ENGINE_DIR
-    gguf = None
-    if main:
+    ok, why = llama_cpp_available()  # checked first: no GGUF is written for an engine that cannot run
+    if main and ok:
         try:
-            gguf = base_gguf(out / MERGED_DIR, work, rc.rollout_gguf_type)
-        except ExportError as e:
-            log.warning("rl: llama.cpp rollouts unavailable (%s): sampling with transformers", e)
-    distributed.barrier()
-    if gguf is None:  # another rank wrote it (or failed to: then no file, and transformers samples)
+            base_gguf(out / MERGED_DIR, work, rc.rollout_gguf_type)
+        except Exception as e:  # noqa: BLE001 - any failure means sampling with transformers, said once
+            ok, why = False, f"{type(e).__name__}: {e}"
+    ok, why = distributed.gather((ok, why))[0]  # rank 0's verdict, reached past the barrier by every rank
+    engine = None
+    if not ok:
+        log.warning("rl: llama.cpp rollouts unavailable (%s): sampling with transformers", why)
+    else:
         from selfdebug.generate.gguf_requant import derived_path
 
         gguf = work / BASE_GGUF
         gguf = gguf if rc.rollout_gguf_type == "f16" else derived_path(gguf, rc.rollout_gguf_type)
-    if not gguf.is_file():
+        engine = make_rollout_engine(gguf, work / f"rank{rank}" if n_ranks > 1 else work,
+                                     n_parallel=rc.batch_size // n_ranks,
+                                     n_ctx=max(len(p) for p in prompt_ids) + rc.max_new_tokens + 1, pad_id=pad_id,
+                                     n_threads=max(1, len(os.sched_getaffinity(0)) // n_ranks))
+    if not all(distributed.gather(engine is not None)):  # one rank's probe failed: all sample alike
+        if engine is not None:
+            log.warning("rl: llama.cpp cannot serve on every rank: sampling with transformers on all of them")
+            engine.close()
         return None
-    return make_rollout_engine(gguf, work / f"rank{rank}" if n_ranks > 1 else work,
-                               n_parallel=rc.batch_size // n_ranks,
-                               n_ctx=max(len(p) for p in prompt_ids) + rc.max_new_tokens + 1, pad_id=pad_id)
+    return engine
 
 
 def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | Path | None = None, *,
@@ -233,6 +248,8 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     model_path = resolve_model(backend_settings(config.model)["id"])
     weights, sft_adapter, tokenizer_dir = sft_source(config, model_path)
     rl_keys = {k: v for k, v in config.to_dict()["rl"].items() if k not in UNTRAJECTORY}
+    if rc.rollout_engine == "hf":  # the llama.cpp settings do not touch a transformers-sampled run (nor its key)
+        rl_keys = {k: v for k, v in rl_keys.items() if k not in ROLLOUT_KEYS}
     trajectory = _digest({"rl": rl_keys, "model": str(weights), "model_digest": _folder_digest(weights),
                           "sft": str(sft_adapter), "sft_digest": _folder_digest(sft_adapter), "seed": config.seed,
                           "chat_format": config.model.chat_format, "sandbox": config.sandbox,
@@ -246,8 +263,10 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
             return {**done, "skipped": True}
     checkpoints = out / CHECKPOINTS
     resume = latest_checkpoint(checkpoints)
+    resumed_engine = None
     if resume is not None:
         state = json.loads((resume / "state.json").read_text())
+        resumed_engine = state.get("rollout_engine")
         if state.get("trajectory") != trajectory:
             raise ValueError(f"{resume}: a checkpoint of another run (its config, model, SFT adapter or prompts "
                              "differ); use another run_dir or delete its checkpoints/")
@@ -309,7 +328,12 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
     if embedder is None:
         embedder = SentenceEmbedder(rc.embedder, device=device)
     reward = RewardFunction(tokenizer, execute, embedder, rc.codebleu_weights, rc.reward_clip, rc.explanation_range)
-    state = {"trajectory": trajectory, "key": key, "seed": config.seed,
+    engine_name = "llamacpp" if engine is not None else "hf"
+    if resumed_engine is not None and resumed_engine != engine_name:
+        log.warning("rl: the checkpoint %s was sampled with %s, this resumed run samples with %s (llama.cpp was "
+                    "unavailable at one of the two starts): the run mixes rollout engines", resume, resumed_engine,
+                    engine_name)
+    state = {"trajectory": trajectory, "key": key, "seed": config.seed, "rollout_engine": engine_name,
              "rng": "iteration s seeds torch with step_seed(seed, s): no RNG state to carry"}
     log.info("rl: %d prompts, %d iterations of %d rollouts, %s on %s in %s%s", len(prompts), rc.steps,
              rc.batch_size, "resumed" if resume else "fresh", device, dtype,
@@ -325,7 +349,8 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
             t_roll = time.perf_counter()
             if engine is not None:  # one seed per rollout, fixed by (seed, iteration, rank, row)
                 ro = engine.rollout([prompt_ids[i] for i in idx], settings,
-                                    [sample_seed(config.seed, "rl", step, rank, r) for r in range(len(idx))])
+                                    [sample_seed(config.seed, "rl", step, rank, r) for r in range(len(idx))],
+                                    device=policy.value_head.weight.device)
             else:
                 ro = rollout(policy, tokenizer, [prompt_ids[i] for i in idx], settings)
             t_roll, t_reward = time.perf_counter() - t_roll, time.perf_counter()
@@ -385,7 +410,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                "first": rows[0] if rows else None, "last": rows[-1] if rows else None,
                "seconds": round(seconds, 1), "device": device, "dtype": str(dtype).removeprefix("torch."),
                "machine": cpu_summary(), "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
-               "rollout_engine": "llamacpp" if engine is not None else "hf",
+               "rollout_engine": engine_name,
                "sft_adapter": str(sft_adapter) if sft_adapter else None, "weights": str(weights),
                "weights_sha256": digests[0], "world_size": n_ranks}
     atomic_write_json(summary_path, summary)

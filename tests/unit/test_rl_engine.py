@@ -68,6 +68,8 @@ def test_rollouts_are_packed_from_token_lists():
     assert ro.attention_mask.tolist() == [[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]]
     assert ro.response_ids(0) == [7, 8] and ro.response_ids(1) == [9, 10, 11]
     assert ro.behaviour_logprobs.flatten().tolist() == pytest.approx([-0.1, -0.2, 0.0, -0.3, -0.4, -0.5])
+    on_meta = pack_rollout([[1]], [[2]], [[-0.1]], pad_id=0, device="meta")  # the policy's device, say a GPU
+    assert {t.device.type for t in (on_meta.input_ids, on_meta.response_mask, on_meta.behaviour_logprobs)} == {"meta"}
     with pytest.raises(ValueError, match="response 1 has 3 tokens but 2 log-probs"):
         pack_rollout([[1], [2]], [[3], [4, 5, 6]], [[-1.0], [-1.0, -1.0]], pad_id=0)
 
@@ -168,6 +170,31 @@ def test_without_llama_cpp_the_trainer_samples_with_transformers_and_says_why(mo
     assert "killed by SIGSEGV" in caplog.text
 
 
+def test_a_failed_export_falls_back_to_transformers_and_says_why(tmp_path, monkeypatch, caplog):
+    from test_rl_data import collection
+    from test_rl_reward_fn import FakeEmbedder
+    from test_rl_train import FakeSandbox, overrides, records
+
+    from selfdebug.config import load_config
+    from selfdebug.generate import engine_select
+    from selfdebug.generate.tiny import build_tiny_model
+    from selfdebug.rl import engine
+    from selfdebug.rl.train import run_rl
+
+    def broken(*a, **k):
+        raise RuntimeError("llama.cpp could not re-encode the GGUF (code 1)")
+
+    monkeypatch.setattr(engine_select, "llama_cpp_available", lambda: (True, ""))
+    monkeypatch.setattr(engine, "base_gguf", broken)
+    model = build_tiny_model(tmp_path / "model", seed=0)
+    cfg = load_config("smoke", overrides(collection(tmp_path, records()), (model, "none"), "rl.steps=1",
+                                         "rl.rollout_engine=llamacpp", "rl.rollout_gguf_type=q8_0"))
+    with caplog.at_level(logging.WARNING):
+        summary = run_rl(cfg, tmp_path / "rl", sandbox=FakeSandbox(), embedder=FakeEmbedder())
+    assert summary["rollout_engine"] == "hf"
+    assert "could not re-encode the GGUF" in caplog.text and "sampling with transformers" in caplog.text
+
+
 def test_rl_on_llama_cpp_rollouts_logs_the_mismatch(tmp_path):
     pytest.importorskip("llama_cpp")
     from test_rl_data import collection
@@ -204,7 +231,7 @@ def test_ppo_weights_its_policy_term_by_the_engines_mismatch(tmp_path):
 
     model = build_tiny_model(tmp_path / "model", seed=0)
     settings = PPOSettings(ppo_epochs=1, mini_batch_size=2, vf_coef=0.0, kl_coef=0.0, temperature=1.0,
-                           gradient_checkpointing=False)
+                           gradient_checkpointing=False, max_grad_norm=1e9)  # no norm clipping: updates stay linear
     ids = torch.randint(5, 200, (2, 10), generator=torch.Generator().manual_seed(0))
     plain = Rollout(ids, torch.ones_like(ids), 6, torch.ones(2, 4, dtype=torch.long))
     places = [[(3, 1.0)], [(3, -1.0)]]
@@ -228,7 +255,11 @@ def test_ppo_weights_its_policy_term_by_the_engines_mismatch(tmp_path):
         after = torch.cat([p.detach().flatten() for p in policy.trainable_parameters()])
         return after - before
 
-    on_policy, same_engine, far_engine = update(None), update(0.0), update(30.0)
+    on_policy, same_engine, near_engine, far_engine = update(None), update(0.0), update(0.3), update(30.0)
     assert on_policy.abs().max() > 1e-4
     assert torch.allclose(same_engine, on_policy, atol=1e-6)
+    # every token's weight is exp(-0.3), and PPO's own ratio (against the trainer's log-probs) is 1: the SGD step is
+    # the on-policy one scaled by exp(-0.3). A ratio taken against the engine's log-probs would be 0.74, clipped at
+    # 0.8 for the positive advantages, and would zero their gradient instead.
+    assert torch.allclose(near_engine, math.exp(-0.3) * on_policy, rtol=1e-3, atol=1e-7)
     assert far_engine.abs().max() < 1e-6 * on_policy.abs().max() + 1e-9

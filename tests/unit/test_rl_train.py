@@ -99,6 +99,10 @@ def test_rl_trains_logs_saves_a_loadable_adapter_and_skips_a_finished_run(tmp_pa
 
     again = run_rl(cfg, out, sandbox=sandbox, embedder=FakeEmbedder())
     assert again.get("skipped") and again["weights_sha256"] == summary["weights_sha256"]
+    # llama.cpp's settings do not touch a run transformers sampled: still this run (and runs made before they existed)
+    other_cap = load_config("smoke", overrides(root, tiny, "rl.steps=3", "rl.save_steps=2", "rl.limit=null",
+                                               "rl.is_cap=3.0", "rl.rollout_gguf_type=q8_0"))
+    assert run_rl(other_cap, out, sandbox=sandbox, embedder=FakeEmbedder()).get("skipped")
 
 
 def _cli(run_dir: Path, args: list[str]) -> subprocess.Popen:
