@@ -23,6 +23,8 @@ from selfdebug.io import sha256_file
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_MIRROR = REPO_ROOT.parent / "shared" / "data"
+"""The mirror used when none is configured: the benchmark files beside the checkout."""
 CACHE_DIR = REPO_ROOT / "data" / "cache"
 ENV_MIRROR = "SELFDEBUG_DATA_DIR"
 
@@ -100,8 +102,7 @@ def default_mirror() -> Path | None:
     env = os.environ.get(ENV_MIRROR)
     if env:
         return Path(env)
-    shared = REPO_ROOT.parent / "shared" / "data"
-    return shared if shared.is_dir() else None
+    return SHARED_MIRROR if SHARED_MIRROR.is_dir() else None
 
 
 def download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.0) -> Path:
@@ -164,7 +165,7 @@ def _locate(name: str, src: Source, expected: str, mirror: str | Path | None, ca
         return verify(cached, expected)
     where = (f"mirror {folder}" if folder is not None else
              f"any mirror (none configured: set data_mirror in the profile or ${ENV_MIRROR}; the default "
-             f"{REPO_ROOT.parent / 'shared' / 'data'} does not exist)")
+             f"{SHARED_MIRROR} does not exist)")
     if not allow_download:
         raise SourceError(f"{name}: {src.relpath} not found in {where} nor in cache {cached.parent}")
     log.info("downloading %s from %s", src.relpath, url or src.url)

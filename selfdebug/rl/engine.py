@@ -106,13 +106,21 @@ class LlamaCppRollouts:
         self.backend.close()
 
 
+def base_gguf_path(work_dir: str | Path, gguf_type: str = "f16") -> Path:
+    """Where ``base_gguf`` puts the GGUF of ``gguf_type`` (what every rank loads once rank 0 has written it)."""
+    from selfdebug.generate.gguf_requant import derived_path
+
+    f16 = Path(work_dir) / BASE_GGUF
+    return f16 if gguf_type == "f16" else derived_path(f16, gguf_type)
+
+
 def base_gguf(merged_dir: str | Path, work_dir: str | Path, gguf_type: str = "f16") -> Path:
     """The GGUF of the merged SFT model, written once into ``work_dir`` (atomically): f16 as exported, or re-encoded
-    from it as ``gguf_type`` (``q8_0``; ``generate.gguf_requant``)."""
+    from it as ``gguf_type`` (``q8_0``; ``generate.gguf_requant``), at ``base_gguf_path``."""
     from selfdebug.generate.gguf_export import export_model
     from selfdebug.generate.gguf_requant import requantized_gguf
 
-    out = Path(work_dir) / BASE_GGUF
+    out = base_gguf_path(work_dir)
     if not out.is_file():
         log.info("rl: writing the merged SFT model %s as %s for llama.cpp rollouts (once per run)", merged_dir, out)
         export_model(merged_dir, out, "f16")

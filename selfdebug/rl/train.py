@@ -183,7 +183,7 @@ def _rollout_engine(rc: Any, out: Path, prompt_ids: list[list[int]], pad_id: int
 
     from selfdebug.generate.engine_select import llama_cpp_available
     from selfdebug.rl import distributed
-    from selfdebug.rl.engine import BASE_GGUF, base_gguf, make_rollout_engine
+    from selfdebug.rl.engine import base_gguf, base_gguf_path, make_rollout_engine
 
     work = out / ENGINE_DIR
     ok, why = llama_cpp_available()  # checked first: no GGUF is written for an engine that cannot run
@@ -197,11 +197,8 @@ def _rollout_engine(rc: Any, out: Path, prompt_ids: list[list[int]], pad_id: int
     if not ok:
         log.warning("rl: llama.cpp rollouts unavailable (%s): sampling with transformers", why)
     else:
-        from selfdebug.generate.gguf_requant import derived_path
-
-        gguf = work / BASE_GGUF
-        gguf = gguf if rc.rollout_gguf_type == "f16" else derived_path(gguf, rc.rollout_gguf_type)
-        engine = make_rollout_engine(gguf, work / f"rank{rank}" if n_ranks > 1 else work,
+        engine = make_rollout_engine(base_gguf_path(work, rc.rollout_gguf_type),
+                                     work / f"rank{rank}" if n_ranks > 1 else work,
                                      n_parallel=rc.batch_size // n_ranks,
                                      n_ctx=max(len(p) for p in prompt_ids) + rc.max_new_tokens + 1, pad_id=pad_id,
                                      n_threads=max(1, len(os.sched_getaffinity(0)) // n_ranks))
