@@ -27,6 +27,7 @@ from pathlib import Path
 LEVELS = ("rlimits", "user-ns", "root-ns", "root-ns-cgroup")
 NS_FLAGS = ["--pid", "--fork", "--mount-proc", "--net", "--mount", "--ipc", "--uts"]
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+CPU_SHARES = 1024  # every worker's cgroup gets the same weight (the kernel's default for one process)
 UID_BASE = 61000
 """Worker ``i`` runs candidates as uid/gid ``UID_BASE + i`` (root levels): workers cannot signal each other,
 and ``RLIMIT_NPROC`` counts only that worker's processes."""
@@ -83,13 +84,14 @@ def launch_prefix(level: str) -> list[str]:
 
 
 def describe(level: str, uid: int | None) -> str:
-    parts = {"root-ns-cgroup": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, cgroup memory+pids, "
+    cgroups = "memory+pids+cpu" if level == "root-ns-cgroup" and cpu_cgroup_usable() else "memory+pids"
+    parts = {"root-ns-cgroup": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, cgroup {cgroups}, "
                                "rlimits, private tmpfs",
              "root-ns": "pid+net+mount+ipc+uts namespaces, uid {uid}, no_new_privs, rlimits, private tmpfs",
              "user-ns": "user+pid+net+mount namespaces, all capabilities dropped, no_new_privs, rlimits, "
                         "private tmpfs",
              "rlimits": "own session, rlimits, subreaper, in-process socket block (weak: no namespaces)"}
-    return f"{level}: " + parts[level].format(uid=uid)
+    return f"{level}: " + parts[level].format(uid=uid, cgroups=cgroups)
 
 
 # --- cgroups (harness side) -------------------------------------------------------------------------
@@ -109,10 +111,24 @@ def current_cgroup(ctrl: str) -> Path:
     return CGROUP_ROOT / ctrl
 
 
+def cpu_cgroup_usable() -> bool:
+    d = current_cgroup("cpu")
+    return (d / "cgroup.procs").exists() and (d / "cpu.shares").exists() and os.access(d, os.W_OK)
+
+
 def make_cgroups(name: str, memory_bytes: int, pids: int) -> list[str]:
-    """Create memory and pids cgroups ``name``; returns their directories (the fork server joins them)."""
+    """Create memory and pids cgroups ``name`` (and a cpu one where the controller is writable); returns
+    their directories (the fork server joins them).
+
+    The cpu cgroup gives every worker the same CPU weight however many processes it runs. Without it the
+    scheduler shares the cores per process (or per session, where autogroup is on), so a fork bomb's 48
+    spinning processes on one worker starve the other worker's candidate into a wall-clock timeout it did
+    not earn: measured with autogroup off, a 0.7 s memory bomb timed out at 5 s in 2 runs of 4."""
+    knobs = [("memory", "memory.limit_in_bytes", memory_bytes), ("pids", "pids.max", pids)]
+    if cpu_cgroup_usable():
+        knobs.append(("cpu", "cpu.shares", CPU_SHARES))
     made = []
-    for ctrl, knob, value in (("memory", "memory.limit_in_bytes", memory_bytes), ("pids", "pids.max", pids)):
+    for ctrl, knob, value in knobs:
         d = current_cgroup(ctrl) / name
         d.mkdir(exist_ok=True)
         (d / knob).write_text(str(value))
@@ -138,7 +154,7 @@ def remove_cgroups(dirs: list[str], wait_s: float = 3.0) -> None:
 
 def remove_stale_cgroups(prefix: str = "selfdebug-sandbox-") -> None:
     """Remove empty worker cgroups left by harness processes that no longer exist."""
-    for ctrl in ("memory", "pids"):
+    for ctrl in ("memory", "pids", "cpu"):
         parent = current_cgroup(ctrl)
         try:
             names = os.listdir(parent)

@@ -14,6 +14,7 @@ import pytest
 from selfdebug.problems.base import Problem, TestCase
 from selfdebug.sandbox import ExecResult, Job, Sandbox, SandboxConfig, isolation_level, outcome_counts
 from selfdebug.sandbox.gold import gold_check
+from selfdebug.sandbox.isolation import cpu_cgroup_usable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -153,6 +154,39 @@ def test_time_limits_are_cpu_time_so_a_loaded_machine_gives_the_same_verdicts() 
     assert nap.passed, nap.feedback
     assert stuck.status == "timeout"
     assert WALL_FACTOR * 1.0 <= stuck.tests[0].duration_s < WALL_FACTOR * 1.0 + 2
+
+
+AUTOGROUP = Path("/proc/sys/kernel/sched_autogroup_enabled")
+
+
+def test_a_fork_bomb_on_one_worker_does_not_starve_the_other_workers_candidate() -> None:
+    """Each worker has its own cpu cgroup of equal weight, so the 48 spinning processes of a fork bomb on
+    worker A get one core's share, not 48 of every 49 slices: worker B's candidate, which needs 0.65 s of
+    CPU, still passes inside its 5 s run limit. Autogroup (per-session scheduling, which hides the problem)
+    is turned off for the test where it can be; CI failed on exactly this, a memory bomb beside the fork
+    bomb timing out."""
+    if isolation_level() != "root-ns-cgroup" or not cpu_cgroup_usable():
+        pytest.skip("needs root-ns-cgroup with a writable cpu cgroup")
+    saved = AUTOGROUP.read_text() if AUTOGROUP.exists() else None
+    try:
+        if saved is not None:
+            try:
+                AUTOGROUP.write_text("0")
+            except OSError:
+                saved = None  # read-only here: the test runs with the machine's own setting
+        cfg = SandboxConfig(workers=2, timeout_floor_s=2.0, per_test_timeout_cap_s=3.0, run_timeout_s=5.0)
+        bomb = "import os\ndef f():\n    while True:\n        try: os.fork()\n        except OSError: pass\n"
+        # the nap lets the bomb fill its pids cgroup first; sleeping costs no CPU time
+        honest = "import time\ntime.sleep(0.3)\n" + BUSY + "def f():\n    busy(0.65)\n    return 1\n"
+        p = fn_problem([TestCase("f()", 1)])
+        with Sandbox(cfg) as box:
+            bombed, *runs = box.run([Job(bomb, p), Job(honest, p), Job(honest, p)])
+    finally:
+        if saved is not None:
+            AUTOGROUP.write_text(saved)
+    assert bombed.status in ("timeout", "runtime_error")
+    for r in runs:
+        assert r.passed, (r.status, r.feedback, r.tests[0].duration_s)
 
 
 def test_each_test_reports_the_calls_own_time(sb: Sandbox) -> None:
