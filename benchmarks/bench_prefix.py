@@ -4,11 +4,11 @@ asked without and with it, each reply verified in the sandbox and its explanatio
 
 It reads a finished sampling stage (``runs/<profile>/collect/sample``), draws ``--n`` wrong solutions that
 have a correct sibling (seeded), asks the profile's model for one hindsight "Explain + Refine" reply each,
-once as the paper's single reply and once with the prefix (explanation, then the code from an opened block),
-and writes ``benchmarks/results/collect_prefix.{json,md}``. Generation is cached per variant under
-``runs/bench-prefix/``; delete it to measure the time again.
+as the paper's single reply and with the prefix in two passes and in one (``VARIANTS``), and writes
+``benchmarks/results/collect_prefix.{json,md}``. Generation is cached per variant under ``runs/bench-prefix/``;
+delete it to measure the time again.
 
-    python benchmarks/bench_prefix.py [--profile cpu] [--n 48]
+    python benchmarks/bench_prefix.py [--profile cpu] [--n 48] [--sample-dir DIR]
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ sys.path.insert(0, str(ROOT))
 REASONS = ("empty", "copies_prompt", "mentions_hint")
 
 
-def measure(profile: str, n: int, prefix: str | None) -> dict[str, Any]:
+VARIANTS = (("single reply", False, True), ("reply prefix, two passes", True, False),
+            ("reply prefix, one pass", True, True))
+"""(name, with the prefix, ``collect.prefix_one_pass``)."""
+
+
+def measure(profile: str, n: int, prefix: str | None, sample_dir: Path | None = None) -> dict[str, Any]:
     from selfdebug.collect.common import CachedExecutor, LazySandbox, open_backend
     from selfdebug.collect.filter import explanation_problem, parse_refinement
     from selfdebug.collect.refine import _ask, load_sample_outputs, plan_attempts
@@ -41,7 +46,7 @@ def measure(profile: str, n: int, prefix: str | None) -> dict[str, Any]:
     prefix = base.collect.explanation_prefix if prefix is None else prefix
     if not prefix:
         raise SystemExit(f"profile {profile!r} has no collect.explanation_prefix; give --prefix")
-    sample_dir = ROOT / "runs" / profile / "collect" / "sample"
+    sample_dir = sample_dir or ROOT / "runs" / profile / "collect" / "sample"
     if not (sample_dir / "done.json").is_file():
         raise SystemExit(f"{sample_dir}: no finished sampling stage; run `make collect PROFILE={profile}` first")
     problems, solutions = load_sample_outputs(sample_dir)
@@ -51,11 +56,14 @@ def measure(profile: str, n: int, prefix: str | None) -> dict[str, Any]:
     out_dir = ROOT / "runs" / "bench-prefix"
     rows = []
     try:
-        for name, value in (("single reply", ""), ("reply prefix", prefix)):
+        for name, with_prefix, one_pass in VARIANTS:
+            value = prefix if with_prefix else ""
             cfg = load_config(profile, ["collect.modes=[]", "collect.hindsight=true", "collect.n_refinements=1",
-                                        f"collect.explanation_prefix={json.dumps(value)}"])
+                                        f"collect.explanation_prefix={json.dumps(value)}",
+                                        f"collect.prefix_one_pass={str(one_pass).lower()}"])
             asked = [copy.deepcopy(a) for a in picked]
-            cache = out_dir / f"generations-{'prefix' if value else 'single'}.jsonl"
+            # each variant its own cache: the one-pass variant's first requests differ (their stop string)
+            cache = out_dir / f"generations-{'single' if not value else 'one-pass' if one_pass else 'prefix'}.jsonl"
             runner = GenerationRunner(backend=engine, cache=JsonlLog(cache), seed=cfg.seed, chunk_size=32,
                                       model_tag=model_tag(cfg.model.id, cfg.model.chat_format, engine))
             errors: dict[str, str] = {}
@@ -75,7 +83,9 @@ def measure(profile: str, n: int, prefix: str | None) -> dict[str, Any]:
             execute.sandbox.close()
             verified = [r["passed"] for r in results]
             rows.append({
-                "variant": name, "prefix": value, "requests": len(asked),
+                "variant": name, "prefix": value, "one_pass": one_pass, "requests": len(asked),
+                "code_continuations": sum(bool(r.get("code_generation_key")) and r.get("code_generation_key")
+                                          != r.get("generation_key") for a in asked for r in a["replies"]),
                 "completion_tokens": sum(a["replies"][0]["completion_tokens"] or 0 for a in asked),
                 "generation_s": round(seconds, 1), "resumed": runner.stats.get("samples_resumed", 0),
                 "verified": sum(verified),
@@ -88,14 +98,16 @@ def measure(profile: str, n: int, prefix: str | None) -> dict[str, Any]:
     for r in rows:
         minutes = r["generation_s"] / 60
         r["explained_pairs_per_min"] = round(r["verified_with_explanation"] / minutes, 2) if minutes else None
-    return {"profile": profile, "cpu": describe_cpu(), "n": len(picked), "rows": rows}
+    return {"profile": profile, "cpu": describe_cpu(), "n": len(picked), "sample_dir": str(sample_dir),
+            "rows": rows}
 
 
 def render(res: dict[str, Any]) -> str:
-    head = ("| variant | requests | verified | verified with an explanation | explanation empty | echoes the "
-            "prompt | mentions the hint | tokens | generation s | explained pairs per minute |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
-    lines = [f"| {r['variant']} | {r['requests']} | {r['verified']} | **{r['verified_with_explanation']}** | "
+    head = ("| variant | requests | second generations | verified | verified with an explanation | explanation "
+            "empty | echoes the prompt | mentions the hint | tokens | generation s | explained pairs per minute |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = [f"| {r['variant']} | {r['requests']} | {r.get('code_continuations', '')} | {r['verified']} | "
+             f"**{r['verified_with_explanation']}** | "
              f"{r['rejected_empty']} | {r['rejected_copies_prompt']} | {r['rejected_mentions_hint']} | "
              f"{r['completion_tokens']} | {r['generation_s']} | **{r['explained_pairs_per_min']}** |"
              for r in res["rows"]]
@@ -104,9 +116,13 @@ def render(res: dict[str, Any]) -> str:
     return ("# The reply prefix of a small teacher: hindsight replies with and without it\n\n"
             f"CPU: {res['cpu']}. Profile `{res['profile']}`, its model as the teacher, {res['n']} wrong solutions "
             "with a correct sibling drawn from its sampling stage (seed 0), one hindsight \"Explain + Refine\" "
-            "reply each. Single reply = the paper's shape; reply prefix = the reply starts with "
-            f"\"{prefix}\", is cut at its first code fence, and the code is asked for by a second prefix that "
-            "opens the block. Verified = the code passes every test; an explanation is dropped when it is "
+            f"reply each (sampling stage `{res.get('sample_dir', '')}`). Single reply = the paper's shape; reply "
+            f"prefix = the reply starts with \"{prefix}\"; the explanation is what comes before its first code "
+            "fence. Two passes: every reply is cut at that fence and its code is asked for by a second prefix "
+            "that opens the block (the prompt is evaluated again). One pass (`collect.prefix_one_pass`, the "
+            "default): the reply goes on into its own block and stops at the block's closing fence; only a reply "
+            "that opened no block gets the second generation. Verified = the code passes every test; an "
+            "explanation is dropped when it is "
             "empty, echoes our feedback turn or ask, or talks about the hint (`collect.filter."
             "explanation_problem`, as the filter stage does). "
             + ("Some replies came from the cache, so the times are not all measured in this run. " if resumed else "")
@@ -119,6 +135,8 @@ def main() -> None:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--prefix", default=None, help="default: the profile's collect.explanation_prefix")
+    ap.add_argument("--sample-dir", type=Path, default=None,
+                    help="a finished sampling stage (default: runs/<profile>/collect/sample)")
     ap.add_argument("--fresh", action="store_true", help="delete runs/bench-prefix first (times measured anew)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "collect_prefix"))
     args = ap.parse_args()
@@ -126,7 +144,7 @@ def main() -> None:
 
     if args.fresh:
         shutil.rmtree(ROOT / "runs" / "bench-prefix", ignore_errors=True)
-    res = measure(args.profile, args.n, args.prefix)
+    res = measure(args.profile, args.n, args.prefix, args.sample_dir)
     atomic_write_json(args.out + ".json", res)
     atomic_write_text(args.out + ".md", render(res))
     print(render(res))

@@ -114,10 +114,15 @@ class CollectConfig:
     Never the default of a paper profile."""
     explanation_prefix: str = ""
     """Beyond the paper, for small teachers: every "Explain + Refine" reply starts with this text (a reply
-    prefix), is cut at its first code fence, and the code is then asked for by a second prefix that opens the
-    block (``collect.refine``): a 0.5B teacher otherwise often repeats the feedback turn instead of
+    prefix); the explanation is the text before its first code fence, and the code comes from a block opened
+    after it (``collect.refine``): a 0.5B teacher otherwise often repeats the feedback turn instead of
     explaining, or writes no code. Empty: the paper's single reply. Local backends only (and OpenAI-compatible
     servers that continue a final assistant message)."""
+    prefix_one_pass: bool = True
+    """With ``explanation_prefix``: the reply is one generation, stopped at the closing fence of the block it
+    opens; only a reply that opens no block gets a second generation, the explanation continued in an opened
+    block. False: every reply is two generations, which evaluates each prompt twice (``benchmarks/
+    bench_prefix.py`` measures both). The code is conditioned on the same text either way."""
     chunk_size: int = 16
     """Problems (sample) or wrong solutions (refine, filter) per block: each block is generated, run and
     logged before the next, so progress lines and resumption have this granularity."""

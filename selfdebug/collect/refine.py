@@ -19,6 +19,7 @@ teacher, mode and hindsight flag, with the teacher's raw replies), ``summary.jso
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import replace
@@ -86,6 +87,7 @@ def _hash(config: Config, sample_dir: Path) -> str:
         "modes": co.modes, "n_refinements": co.n_refinements, "refine_temperature": co.refine_temperature,
         "top_p": co.top_p, "refine_max_new_tokens": co.refine_max_new_tokens, "hindsight": co.hindsight,
         **({"explanation_prefix": co.explanation_prefix} if co.explanation_prefix else {}),
+        **({"prefix_one_pass": True} if co.explanation_prefix and co.prefix_one_pass else {}),
         "solutions": sha256_file(sample_dir / "solutions.jsonl"),
     })
 
@@ -193,10 +195,29 @@ def _by_variant(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 CODE_OPENING = f"\n\n{FENCE}python\n"
 """What the second prefix adds after the explanation: the block the refined code is written in."""
+CLOSING_STOP = f"\n{FENCE}\n"
+"""Where a one-pass prefixed reply stops: the closing fence of its first code block (an opening fence carries
+a language tag; one without, ending its line, also stops it, and the code is then asked for separately)."""
+_OPENING = re.compile(r"\n?[ \t]*" + re.escape(FENCE) + r"[A-Za-z0-9_+.-]*[ \t]*\n")
+
+
+def split_reply(text: str, finish_reason: str | None) -> tuple[str, str, bool] | None:
+    """A one-pass prefixed reply as (text before its first code block, the block's code, whether the token
+    limit cut the code); None when the reply opened no code block, or wrote a fence before it (the explanation
+    is then the text up to its first fence and the code is asked for separately, as in two passes)."""
+    m = _OPENING.search(text)
+    if m is None or FENCE in text[: m.start()]:
+        # no block, or a fence inside the prose ("in a single ```python code block:"): cut there, as the two
+        # passes do, and ask for the code
+        return None
+    code, closed = text[m.end():], False
+    if FENCE in code:  # the block closed and the reply ended right there (no newline after the fence to stop at)
+        code, closed = code[: code.index(FENCE)], True
+    return text[: m.start()].rstrip(), code, not closed and finish_reason == "length"
 
 
 def prefixed_reply(explanation: str, code: str, code_cut: bool) -> str:
-    """One reply from the two prefixed generations: the explanation, then the code in its block (left open
+    """One reply from a prefixed generation (or two): the explanation, then the code in its block (left open
     when the code was cut by the token limit, as a single reply cut there would be)."""
     return explanation + CODE_OPENING + code.rstrip("\n") + ("" if code_cut else f"\n{FENCE}")
 
@@ -253,30 +274,42 @@ def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: Generati
     params = SamplingParams(n=co.n_refinements, temperature=co.refine_temperature, top_p=co.top_p,
                             max_new_tokens=co.refine_max_new_tokens)
     prefix = co.explanation_prefix
+    first_stop = (CLOSING_STOP,) if co.prefix_one_pass else (FENCE,)
     per_block = co.chunk_size
     ask = _Asker(runner, desc)
     progress = Progress(f"refine: teacher {desc}", len(rows), "requests", logger=__name__)
-    n_replies = 0
+    n_replies = n_second = 0
     with tqdm(total=len(rows), desc=f"refine: {desc}", unit="request") as bar:
         for start in range(0, len(rows), per_block):
             block = rows[start : start + per_block]
             two_phase = [bool(prefix) and r["mode"] == "explain_refine" for r in block]
             reqs = [Request(f"collect/{r['record_id']}",
                             with_prefix(r["teacher_chat"], prefix) if tp else r["teacher_chat"],
-                            replace(params, stop=(FENCE,)) if tp else params) for r, tp in zip(block, two_phase, strict=True)]
+                            replace(params, stop=first_stop) if tp else params) for r, tp in zip(block, two_phase, strict=True)]
             outs = ask(reqs, f"refine {start + 1}-{start + len(block)}")
-            # the code of each prefixed explanation: one request per explanation (its own continuation)
+            # The code of each prefixed explanation. One pass: the block the reply opened itself, up to its
+            # closing fence; a reply that opened none (and every reply, with prefix_one_pass off) gets a
+            # second request, the explanation continued in an opened block, which evaluates its prompt again.
             code_reqs, where = [], []
+            code_of: dict[tuple[int, int], tuple[str, Any]] = {}
             for i, (r, got, tp) in enumerate(zip(block, outs, two_phase, strict=True)):
                 if tp and _failed(got) is None:
                     for j, c in enumerate(got):
-                        explanation = (prefix + c["text"]).rstrip()
+                        parts = split_reply(c["text"], c.get("finish_reason")) if co.prefix_one_pass else None
+                        if parts is not None:
+                            before, code, cut = parts
+                            code_of[(i, j)] = ((prefix + before).rstrip(),
+                                               {"text": code, "key": c.get("key"), "completion_tokens": 0,
+                                                "finish_reason": "length" if cut else "stop"})
+                            continue
+                        explanation = (prefix + c["text"].split(FENCE, 1)[0]).rstrip()
                         code_reqs.append(Request(f"collect/{r['record_id']}/code/s{j}",
                                                  with_prefix(r["teacher_chat"], explanation + CODE_OPENING),
                                                  replace(params, n=1, stop=(FENCE,))))
                         where.append((i, j, explanation))
             code_outs = ask(code_reqs, f"refine {start + 1}-{start + len(block)}: code") if code_reqs else []
-            code_of = {(i, j): (expl, got) for (i, j, expl), got in zip(where, code_outs, strict=True)}
+            code_of |= {(i, j): (expl, got) for (i, j, expl), got in zip(where, code_outs, strict=True)}
+            n_second += len(code_reqs)
             for i, (row, got) in enumerate(zip(block, outs, strict=True)):
                 error = _failed(got) or next(filter(None, (_failed(g) for (a, _), (_, g) in code_of.items() if a == i)),
                                              None)
@@ -291,7 +324,8 @@ def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: Generati
                              "completion": c["text"], "finish_reason": c.get("finish_reason"),
                              "completion_tokens": c.get("completion_tokens")}
                     if two_phase[i]:
-                        expl, (code,) = code_of[(i, j)]
+                        expl, code = code_of[(i, j)]
+                        code = code if isinstance(code, dict) else code[0]
                         cut = code.get("finish_reason") == "length"
                         reply.update(completion=prefixed_reply(expl, code["text"], cut),
                                      code_generation_key=code.get("key"), finish_reason=code.get("finish_reason"),
@@ -300,5 +334,6 @@ def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: Generati
                     row["replies"].append(reply)
                 n_replies += len(got)
             bar.update(len(block))
-            progress.update(start + len(block), f"{n_replies} replies, {len(errors)} failed requests", n_replies,
-                            "replies")
+            second = f", {n_second} code continuations" if prefix else ""
+            progress.update(start + len(block), f"{n_replies} replies{second}, {len(errors)} failed requests",
+                            n_replies, "replies")

@@ -10,7 +10,7 @@ import pytest
 from test_collect_helpers import TASKS, config, task_of
 
 from selfdebug.collect.filter import explanation_problem, run_filter
-from selfdebug.collect.refine import CODE_OPENING
+from selfdebug.collect.refine import CLOSING_STOP, CODE_OPENING, split_reply
 from selfdebug.generate.base import Completion
 from selfdebug.generate.chat import has_prefix
 from selfdebug.io import read_jsonl
@@ -29,7 +29,8 @@ def _cut(text: str, stop: tuple[str, ...]) -> str:
 class PrefixModel:
     """Initial samples: correct, wrong. A prefixed reply continues its prefix as an engine does (stop strings
     honoured): after the explanation prefix, problem 601 explains and goes on into a code block, 602 echoes
-    the feedback turn; after the code opening, the correct code (603: the wrong one) and prose after the block."""
+    the feedback turn, 603 explains and opens no block; after the code opening, the correct code (603: the wrong
+    one) and prose after the block."""
 
     name = "prefixed"
 
@@ -50,6 +51,8 @@ class PrefixModel:
                 texts = [f"{bad if num == 603 else good}```\n\nThis passes the tests."]
             elif num == 602:
                 texts = [" Running it against the tests gave:\n\nAssertionError\n\n```python\n" + good + "```"] * params.n
+            elif num == 603:  # explains and stops without a block: its code always takes a second request
+                texts = [f" it subtracts where it should add (sample {j})." for j in range(params.n)]
             else:
                 texts = [f" it subtracts where it should add (sample {j}).\n\n```python\n{good}```" for j in range(params.n)]
             out.append([Completion(text=_cut(t, params.stop), prompt_tokens=3, completion_tokens=5) for t in texts])
@@ -65,9 +68,11 @@ def sandbox():
         yield box
 
 
-def test_prefixed_replies_are_explanation_then_code_and_echoes_lose_their_explanation(tmp_path, sandbox):
+@pytest.mark.parametrize("one_pass", [True, False])
+def test_prefixed_replies_are_explanation_then_code_and_echoes_lose_their_explanation(tmp_path, sandbox, one_pass):
     cfg = config(tmp_path, "collect.hindsight=true", "collect.modes=[explain_refine]", "collect.n_samples=2",
-                 "collect.n_refinements=2", f"collect.explanation_prefix='{PREFIX}'")
+                 "collect.n_refinements=2", f"collect.explanation_prefix='{PREFIX}'",
+                 f"collect.prefix_one_pass={str(one_pass).lower()}")
     model = PrefixModel()
     run_filter(cfg, tmp_path / "run", backend=model, sandbox=sandbox)
     attempts = list(read_jsonl(tmp_path / "run" / "refine" / "attempts.jsonl"))
@@ -81,10 +86,15 @@ def test_prefixed_replies_are_explanation_then_code_and_echoes_lose_their_explan
                 assert r["completion"] == (f"{PREFIX} it subtracts where it should add (sample {j}).{CODE_OPENING}"
                                            f"{code}\n{FENCE}")
             assert r["completion"].startswith(PREFIX) and r["code_generation_key"]
-    # the second request continues the first one's explanation, in an opened block
+    # the second request continues the first one's explanation, in an opened block: for every reply in two
+    # passes; in one pass only for the replies that opened no block of their own (603's 2 records x 2 replies)
     code_asks = [c[-1]["content"] for c in model.chats if c[-1]["content"].endswith(CODE_OPENING)]
-    assert len(code_asks) == 12 and all(c.startswith(PREFIX) and FENCE not in c[: -len(CODE_OPENING)]
-                                        for c in code_asks)
+    assert len(code_asks) == (4 if one_pass else 12)
+    assert all(c.startswith(PREFIX) and FENCE not in c[: -len(CODE_OPENING)] for c in code_asks)
+    if one_pass:
+        assert all(PREFIX + " it subtracts" in c for c in code_asks)
+        own = [r for a in attempts if a["problem_id"] == "MBPP/601" for r in a["replies"]]
+        assert all(r["code_generation_key"] == r["generation_key"] for r in own)
     records = {(r["problem_id"], r["hindsight"]): r for r in read_jsonl(tmp_path / "run" / "data" / "refinements.jsonl")}
     good = records[("MBPP/601", True)]["verified"]
     assert [p["explanation"] for p in good] == [f"{PREFIX} it subtracts where it should add (sample {j})."
@@ -112,3 +122,19 @@ def test_prefixed_replies_are_explanation_then_code_and_echoes_lose_their_explan
 ])
 def test_explanations_that_are_not_explanations_are_named(text, hindsight, why):
     assert explanation_problem(text, PREFIX, hindsight) == why
+
+
+@pytest.mark.parametrize("text, finish, want", [
+    (" it adds.\n\n```python\ndef f():\n    return 1", "stop", (" it adds.", "def f():\n    return 1", False)),
+    (" it adds.\n```py\ndef f():\n    return 1\n```", "stop", (" it adds.", "def f():\n    return 1\n", False)),
+    (" it adds.\n\n```python\ndef f():\n    ret", "length", (" it adds.", "def f():\n    ret", True)),
+    (" it adds.\n\n```python\ndef f():\n    return 1\n```", "length", (" it adds.", "def f():\n    return 1\n", False)),
+    (" it adds and never writes the code.", "stop", None),
+    (" it adds. Here it is in a single ```python code block:\n\n```python\ndef f():\n    return 1", "stop", None),
+    (" it uses `x` where it needs ``y``.", "length", None),
+])
+def test_a_one_pass_reply_is_split_at_its_own_block(text, finish, want):
+    """What the reply says before its first block is the explanation, the block is the code; the code is cut
+    only when the token limit ended it inside an open block; no block, no code (a second request asks)."""
+    assert split_reply(text, finish) == want
+    assert CLOSING_STOP not in text  # an engine stops there and leaves the stop string out
