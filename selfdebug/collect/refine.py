@@ -308,7 +308,9 @@ def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: Generati
                                                  replace(params, n=1, stop=(FENCE,))))
                         where.append((i, j, explanation))
             code_outs = ask(code_reqs, f"refine {start + 1}-{start + len(block)}: code") if code_reqs else []
-            code_of |= {(i, j): (expl, got) for (i, j, expl), got in zip(where, code_outs, strict=True)}
+            # a request's one completion, or its failure as it came
+            code_of |= {(i, j): (expl, got if _failed(got) else got[0])
+                        for (i, j, expl), got in zip(where, code_outs, strict=True)}
             n_second += len(code_reqs)
             for i, (row, got) in enumerate(zip(block, outs, strict=True)):
                 error = _failed(got) or next(filter(None, (_failed(g) for (a, _), (_, g) in code_of.items() if a == i)),
@@ -325,7 +327,6 @@ def _ask(config: Config, desc: str, rows: list[dict[str, Any]], runner: Generati
                              "completion_tokens": c.get("completion_tokens")}
                     if two_phase[i]:
                         expl, code = code_of[(i, j)]
-                        code = code if isinstance(code, dict) else code[0]
                         cut = code.get("finish_reason") == "length"
                         reply.update(completion=prefixed_reply(expl, code["text"], cut),
                                      code_generation_key=code.get("key"), finish_reason=code.get("finish_reason"),
