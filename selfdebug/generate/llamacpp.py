@@ -530,6 +530,10 @@ class LlamaCppBackend:
             if not self.prefix_cache:
                 self._lc.llama_memory_seq_rm(self._mem, slot, -1, -1)
                 self._slot_tokens[slot] = []
+            else:
+                # The slot's KV holds the prompt and every sampled token but the last (never decoded): a later
+                # prompt that continues this reply (the code asked for after an explanation, a next turn) reuses it.
+                self._slot_tokens[slot] = list(toks[seq.prompt_idx]) + seq.sampled[:-1]
             free.append(slot)
             remaining[seq.prompt_idx] -= 1
             if on_result is not None and remaining[seq.prompt_idx] == 0:

@@ -290,6 +290,27 @@ def test_reencoded_gguf_is_made_once_and_runs(tiny, tmp_path):
         requantized_gguf(src, "q2_k")
 
 
+def test_a_bf16_copy_greedily_writes_what_the_f32_source_writes(tiny, tmp_path):
+    """bf16 (the benchmark's AVX512-BF16 candidate) keeps 8 bits of mantissa: half the bytes of f32."""
+    import shutil
+
+    from selfdebug.generate.gguf_requant import requantized_gguf
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    src = Path(shutil.copy(tiny[1], tmp_path / "m.gguf"))
+    out = requantized_gguf(src, "bf16", n_threads=1)
+    assert out.name == "m.bf16.gguf" and out.stat().st_size < 0.6 * src.stat().st_size
+    greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=6)
+    texts = []
+    for path in (src, out):
+        b = LlamaCppBackend(path, n_ctx=128, n_threads=1, n_parallel=1)
+        try:
+            texts.append(b.generate(CHATS[:1], greedy)[0][0].token_ids)
+        finally:
+            b.close()
+    assert len(texts[0]) == 6 and texts[1] == texts[0]
+
+
 def test_live_sequences_stay_in_consecutive_slots(tiny):
     """Every decode step covers slots 0..k-1 (llama.cpp runs one forward pass per run of consecutive slots),
     while sequences of different lengths finish and are replaced; results equal the one-slot engine's."""
@@ -410,3 +431,27 @@ def test_cache_tag_names_engine_weights_and_encoding(tiny, backend, tmp_path, mo
     assert tag_of(requantized_gguf(src, "q8_0", n_threads=1), weights_tag="q8_0") != first
     write_qwen2_gguf(build_tiny_model(tmp_path / "retrained", seed=1), src)  # retrained, same path and size
     assert tag_of(src) != first
+
+
+def test_a_prompt_that_continues_a_finished_reply_reuses_the_replys_kv(tiny):
+    """The second generation of a prefixed reply (and any next turn) starts with the first one's prompt and reply:
+    the cache takes both from the slot the reply was written in (in token ids: a random tiny model's text need
+    not tokenise back to its tokens), and the completion is what a cold engine writes."""
+    from selfdebug.generate.llamacpp import LlamaCppBackend
+
+    cached = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=2, prefix_cache=True)
+    plain = LlamaCppBackend(tiny[1], n_ctx=256, n_threads=1, n_parallel=2, prefix_cache=False)
+    try:
+        greedy = SamplingParams(n=1, temperature=0.0, max_new_tokens=12)
+        prompt = cached.tokenize(SHARED)
+        reply = cached.generate_tokens([prompt], greedy)[0][0]
+        assert reply.completion_tokens == 12 and reply.finish_reason == "length"
+        follow = prompt + reply.token_ids + cached.tokenize("\n```python\n")
+        before = cached.stats["reused_tokens"]
+        got = cached.generate_tokens([follow], greedy)[0][0]
+        assert got.token_ids == plain.generate_tokens([follow], greedy)[0][0].token_ids
+        # the prompt and the reply's tokens but its last (sampled, never evaluated): evaluated once, not twice
+        assert cached.stats["reused_tokens"] - before == len(prompt) + 12 - 1
+    finally:
+        cached.close()
+        plain.close()
