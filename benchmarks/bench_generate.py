@@ -50,6 +50,10 @@ CONFIGS: dict[str, dict] = {
     "llamacpp-32-q8_0-fa-cache": {"engine": "llamacpp", "n_parallel": 32, "gguf_type": "q8_0", "flash_attn": True,
                                   "prefix_cache": True},
 }
+for _wide in ("f16", "bf16"):  # 16-bit copies: tinyBLAS's float kernels (bf16: AVX512-BF16 dot products)
+    CONFIGS[f"llamacpp-32-{_wide}-fa-cache"] = {**CONFIGS["llamacpp-32-q8_0-fa-cache"], "gguf_type": _wide}
+# more sequences a decode step: batched decoding is compute-bound, and a wider step is a wider matrix product
+CONFIGS["llamacpp-64-q8_0-fa-cache"] = {**CONFIGS["llamacpp-32-q8_0-fa-cache"], "n_parallel": 64}
 # A trained model as the evaluation serves it: an SFT adapter over the embedded model, merged into one re-encoded
 # GGUF (the default, model key lora_serving: merged) or applied at run time (lora_serving: adapter), on the profile's
 # engine settings; `hf-16-sft` is transformers with the PEFT adapter.

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 ORIGINAL = "original"
 """``gguf_type`` that runs the GGUF exactly as stored."""
-TYPES = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "f16": "LLAMA_FTYPE_MOSTLY_F16", "f32": "LLAMA_FTYPE_ALL_F32"}
+TYPES = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "f16": "LLAMA_FTYPE_MOSTLY_F16", "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
+         "f32": "LLAMA_FTYPE_ALL_F32"}
 """Only types that do not lose information relative to a 4-6 bit source (no further quantization)."""
 
 
