@@ -96,6 +96,11 @@ class CollectConfig:
     models: list[ModelConfig] = field(default_factory=list)
     """Models that sample solutions, pooled (the paper: StarCoder and CodeLlama); empty: ``model``."""
     n_samples: int = 20
+    top_up: int = 0
+    """Beyond the paper: after ``n_samples`` for every problem, this many more for each problem the pool already
+    solves (a correct solution so far). Where the model can solve a problem, another sample is far more often a
+    new correct solution, or a wrong one with a correct sibling for ``hindsight``, than on a problem it has failed
+    n times; 0: the paper's n for every problem."""
     temperature: float = 1.0
     top_p: float = 0.95
     max_new_tokens: int = 512
@@ -106,6 +111,10 @@ class CollectConfig:
     modes: list[str] = field(default_factory=lambda: ["refine", "explain_refine"])
     """The paper's instruction formats asked of every wrong solution; may be empty when ``hindsight`` is on."""
     n_refinements: int = 10
+    max_wrong_per_problem: int | None = None
+    """Beyond the paper: ask the teacher about at most this many wrong solutions of each problem (the first
+    sampled); None: every one. With ``top_up`` an easy problem gathers many wrong solutions, and the hour is
+    better spent on more problems (and on a second reply, which shares its prompt) than on the tenth bug of one."""
     refine_temperature: float = 0.8
     refine_max_new_tokens: int = 768
     hindsight: bool = False
@@ -599,6 +608,11 @@ def _validate_collect(co: CollectConfig, where: str) -> None:
                         ("refine_max_new_tokens", co.refine_max_new_tokens)):
         if value < 1:
             raise ConfigError(f"{where}: collect.{name} must be >= 1, got {value}")
+    if co.max_wrong_per_problem is not None and co.max_wrong_per_problem < 1:
+        raise ConfigError(f"{where}: collect.max_wrong_per_problem must be >= 1 or null (every wrong solution), "
+                          f"got {co.max_wrong_per_problem}")
+    if co.top_up < 0:
+        raise ConfigError(f"{where}: collect.top_up must be >= 0 (extra samples of a solved problem), got {co.top_up}")
     if "```" in co.explanation_prefix:
         raise ConfigError(f"{where}: collect.explanation_prefix may not hold a code fence (the explanation is cut "
                           f"at the first one), got {co.explanation_prefix!r}")

@@ -106,7 +106,8 @@ for training problems, the wrong ones explained and refined by a teacher, every 
 the problem's tests in a sandbox. Made by `selfdebug.collect` (notebooks 01-03).
 
 - **Sampling models**: {', '.join(models)}; {co.n_samples} samples per problem at temperature {co.temperature}
-  (top-p {co.top_p}, at most {co.max_new_tokens} new tokens){f', {co.few_shot}-shot prompt' if co.few_shot else ''};
+  (top-p {co.top_p}, at most {co.max_new_tokens} new tokens){f', {co.few_shot}-shot prompt' if co.few_shot else ''}{
+  f', then {co.top_up} more for each problem already solved (top-up)' if co.top_up else ''};
   solutions deduplicated per problem by normalised code, pooled across models.
 - **Teachers**: {', '.join(teachers)}; formats {', '.join(co.modes) or 'none (hindsight only)'}; {co.n_refinements} replies per wrong
   solution at temperature {co.refine_temperature} (at most {co.refine_max_new_tokens} new tokens);

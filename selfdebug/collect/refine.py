@@ -86,6 +86,7 @@ def _hash(config: Config, sample_dir: Path) -> str:
         "stage": "refine", "seed": config.seed, "teachers": co.teachers, "models": sample_models(config),
         "modes": co.modes, "n_refinements": co.n_refinements, "refine_temperature": co.refine_temperature,
         "top_p": co.top_p, "refine_max_new_tokens": co.refine_max_new_tokens, "hindsight": co.hindsight,
+        **({"max_wrong_per_problem": co.max_wrong_per_problem} if co.max_wrong_per_problem is not None else {}),
         **({"explanation_prefix": co.explanation_prefix} if co.explanation_prefix else {}),
         **({"prefix_one_pass": True} if co.explanation_prefix and co.prefix_one_pass else {}),
         "solutions": sha256_file(sample_dir / "solutions.jsonl"),
@@ -101,9 +102,13 @@ def plan_attempts(config: Config, problems: dict[str, Problem], solutions: list[
             correct.setdefault(s["problem_id"], []).append((s["solution_id"], s["code"]))
     rows = []
     for label, teacher in _teachers(config):
+        planned: Counter[str] = Counter()  # wrong solutions of each problem asked of this teacher
         for s in solutions:
             if s["passed"] or s["status"] == "sandbox_error":
                 continue
+            if co.max_wrong_per_problem is not None and planned[s["problem_id"]] >= co.max_wrong_per_problem:
+                continue  # the problem's first wrong solutions (in sampling order) are asked, the rest are not
+            n_rows = len(rows)
             p = problems[s["problem_id"]]
             variants: list[tuple[str, bool]] = [(m, False) for m in co.modes]
             if co.hindsight:
@@ -120,6 +125,7 @@ def plan_attempts(config: Config, problems: dict[str, Problem], solutions: list[
                     "mode": mode, "hindsight": hind, "hint_solution_id": hint[0] if hint else None,
                     "chat": chat, "teacher_chat": hindsight_chat(p, s["code"], s["feedback"], hint[1]) if hint else chat,
                 })
+            planned[s["problem_id"]] += len(rows) > n_rows
     return rows
 
 

@@ -54,6 +54,7 @@ def _hash(config: Config, problems: list[Problem]) -> str:
         "models": sample_models(config), "n_samples": co.n_samples, "temperature": co.temperature,
         "top_p": co.top_p, "max_new_tokens": co.max_new_tokens, "few_shot": co.few_shot,
         "problems": digest("".join(problem_digest(p) for p in problems), 32),
+        **({"top_up": co.top_up} if co.top_up else {}),  # runs made before top-up keep their hash
     })
 
 
@@ -99,6 +100,7 @@ def run_sample(config: Config, run_dir: str | Path | None = None, backend: Any =
     unique: dict[tuple[str, str], dict[str, Any]] = {}  # (task id, code key) -> solution row, in first-seen order
     rejected: list[dict[str, Any]] = [{"kind": "malformed_row", **row} for row in bad_rows]
     gen_stats: dict[str, dict[str, float]] = {}
+    top_ups: dict[str, dict[str, int]] = {}
     models = sample_models(config)
     try:
         for mcfg in models:
@@ -108,6 +110,16 @@ def run_sample(config: Config, run_dir: str | Path | None = None, backend: Any =
                                           engine), seed=config.seed, chunk_size=max(co.chunk_size, mcfg.batch_size),
                                           log_name=__name__)
                 _sample_model(config, mcfg.id, problems, runner, params, execute, unique, rejected)
+                if co.top_up:
+                    # n_samples + top_up asked of the same requests: the runner draws only samples
+                    # n_samples.. (their seeds do not depend on the split), and only those are new here
+                    solved = solved_problems(unique)
+                    block = [p for p in problems if p.task_id in solved]
+                    log.info("sample (%s): top-up of %d samples for the %d of %d problems solved so far", mcfg.id,
+                             co.top_up, len(block), len(problems))
+                    _sample_model(config, mcfg.id, block, runner, replace(params, n=co.n_samples + co.top_up),
+                                  execute, unique, rejected, first_sample=co.n_samples)
+                    top_ups[mcfg.id] = {"problems": len(block), "samples": len(block) * co.top_up}
                 gen_stats[mcfg.id] = dict(runner.stats)
             finally:
                 if owned and hasattr(engine, "close"):
@@ -119,18 +131,27 @@ def run_sample(config: Config, run_dir: str | Path | None = None, backend: Any =
     write_jsonl(out / "solutions.jsonl", solutions)
     write_jsonl(out / "rejected.jsonl", rejected)
     summary = _summary(problems, solutions, rejected, models, gen_stats, execute.stats, time.perf_counter() - t_start)
+    if top_ups:
+        summary["top_up"] = top_ups
     atomic_write_json(out / "summary.json", summary)
     mark_done(out, key, summary)
     return summary
 
 
+def solved_problems(unique: dict[tuple[str, str], dict[str, Any]]) -> set[str]:
+    """Task ids with at least one correct unique solution in the pool."""
+    return {row["problem_id"] for row in unique.values() if row.get("passed")}
+
+
 def _sample_model(config: Config, model_id: str, problems: list[Problem], runner: GenerationRunner,
                   params: SamplingParams, execute: CachedExecutor, unique: dict[tuple[str, str], dict[str, Any]],
-                  rejected: list[dict[str, Any]]) -> None:
+                  rejected: list[dict[str, Any]], first_sample: int = 0) -> None:
+    """Samples ``first_sample``..``params.n - 1`` of each problem: parsed, deduplicated into ``unique``, run."""
     co = config.collect
-    progress = Progress(f"sample ({model_id})", len(problems), "problems", logger=__name__)
+    what = f"sample ({model_id})" if not first_sample else f"sample top-up ({model_id})"
+    progress = Progress(what, len(problems), "problems", logger=__name__)
     n_samples = n_correct = n_run = 0
-    with tqdm(total=len(problems), desc=f"sample ({model_id})", unit="problem") as bar:
+    with tqdm(total=len(problems), desc=what, unit="problem") as bar:
         for start in range(0, len(problems), co.chunk_size):
             block = problems[start : start + co.chunk_size]
             reqs = [Request(f"collect/{p.benchmark}/{p.task_id}/init", sampling_chat(p, co.few_shot, config.data_mirror),
@@ -139,6 +160,8 @@ def _sample_model(config: Config, model_id: str, problems: list[Problem], runner
             new: list[dict[str, Any]] = []
             for p, req, comps in zip(block, reqs, outs, strict=True):
                 for j, comp in enumerate(comps):
+                    if j < first_sample:  # pooled by the pass that drew it
+                        continue
                     n_samples += 1
                     code, found = parse_solution(comp["text"], p)
                     if not code.strip():
