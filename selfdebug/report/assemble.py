@@ -39,8 +39,10 @@ def _demoted(markdown: str) -> str:
 
 
 
-def ours_label(config: dict[str, Any], collection: dict[str, Any] | None) -> str:
-    """Our column's heading: model, profile, problems, samples and the training data's size."""
+def ours_label(config: dict[str, Any], collection: dict[str, Any] | None,
+               sft: dict[str, Any] | None = None) -> str:
+    """Our column's heading: model, profile, problems, samples and the training data's size: what the SFT run
+    trained on (its ``summary.json``) where there is one, since Table 1 may show a collection made after it."""
     from selfdebug.generate.model_specs import MODELS
 
     mid = config["model"]["id"]
@@ -48,10 +50,14 @@ def ours_label(config: dict[str, Any], collection: dict[str, Any] | None) -> str
     ev = config["evaluate"]
     scale = (f"{ev['limit']} problems per benchmark" if ev.get("limit") else "all problems") + \
         f", n={ev['n_samples']} at T={ev['temperature']}"
-    if collection:
-        counts = collection.get("counts", {})
-        data = counts.get("explained_pairs")
-        scale += f"; trained on its own collection ({data} explained pairs)" if data is not None else ""
+    data = (collection or {}).get("counts", {}).get("explained_pairs")
+    trained = (sft or {}).get("examples", {}).get("explain_refine")
+    if trained is not None:
+        scale += f"; SFT on {trained} explained pairs of its own collection"
+        if data is not None and data != trained:
+            scale += f" (Table 1 shows a later collection: {data})"
+    elif data is not None:
+        scale += f"; trained on its own collection ({data} explained pairs)"
     return f"ours: {name} ({config['profile']} profile; {scale})"
 
 
@@ -134,7 +140,9 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
         made["Tables 2-4 by model (models_*)"] = [str(p) for p in present.values()]
     base_config, _ = load_results(results)
     paper = paper_results()
-    label = ours_label(base_config, collection)
+    sft_summary = repo_path(rc.sft_log, f"runs/{profile}/sft/log.jsonl").parent / "summary.json"
+    label = ours_label(base_config, collection,
+                       json.loads(sft_summary.read_text()) if sft_summary.is_file() else None)
     ev = base_config["evaluate"]
     ours = ours_results(metrics)
     if collection is not None:

@@ -81,3 +81,16 @@ def test_the_cpu_report_rebuilds_byte_for_byte(tmp_path):
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert any("RL curves" in m for m in first["missing"])
+
+
+def test_our_heading_names_the_data_the_sft_run_trained_on_not_a_later_collection():
+    from selfdebug.report.assemble import ours_label
+
+    config = {"profile": "cpu", "model": {"id": "embedded"},
+              "evaluate": {"limit": 6, "n_samples": 10, "temperature": 0.8}}
+    collection = {"counts": {"explained_pairs": 310}}
+    assert ours_label(config, collection).endswith("trained on its own collection (310 explained pairs))")
+    same = ours_label(config, collection, {"examples": {"explain_refine": 310}})
+    assert same.endswith("SFT on 310 explained pairs of its own collection)")
+    later = ours_label(config, collection, {"examples": {"explain_refine": 166}})
+    assert later.endswith("SFT on 166 explained pairs of its own collection (Table 1 shows a later collection: 310))")
