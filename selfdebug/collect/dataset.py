@@ -110,7 +110,8 @@ the problem's tests in a sandbox. Made by `selfdebug.collect` (notebooks 01-03).
   f', then {co.top_up} more for each problem already solved (top-up)' if co.top_up else ''};
   solutions deduplicated per problem by normalised code, pooled across models.
 - **Teachers**: {', '.join(teachers)}; formats {', '.join(co.modes) or 'none (hindsight only)'}; {co.n_refinements} replies per wrong
-  solution at temperature {co.refine_temperature} (at most {co.refine_max_new_tokens} new tokens);
+  solution at temperature {co.refine_temperature} (at most {co.refine_max_new_tokens} new tokens){
+  f', for the first {co.max_wrong_per_problem} wrong solutions of each problem' if co.max_wrong_per_problem else ''};
   hindsight {'on (records labelled `hindsight`)' if co.hindsight else 'off'}.
 - **Counts**: {counts['refinements']} refinement records ({counts['wrong_solutions']} wrong solutions),
   {counts['verified_pairs']} verified (explanation, refinement) pairs, {counts['failed_pairs']} failed pairs,

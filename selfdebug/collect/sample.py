@@ -102,28 +102,30 @@ def run_sample(config: Config, run_dir: str | Path | None = None, backend: Any =
     gen_stats: dict[str, dict[str, float]] = {}
     top_ups: dict[str, dict[str, int]] = {}
     models = sample_models(config)
+    passes = ["base", "top_up"] if co.top_up else ["base"]
+    # Every model's base pass comes before any top-up, so that a problem solved by any model is topped up by
+    # all of them; one model keeps its engine open for both passes.
+    sessions = [passes] if len(models) == 1 else [[which] for which in passes]
+    solved: set[str] | None = None
     try:
-        for mcfg in models:
-            engine, owned = open_backend(mcfg, backend)
-            try:
-                runner = GenerationRunner(backend=engine, cache=cache, model_tag=model_tag(mcfg.id, mcfg.chat_format,
-                                          engine), seed=config.seed, chunk_size=max(co.chunk_size, mcfg.batch_size),
-                                          log_name=__name__)
-                _sample_model(config, mcfg.id, problems, runner, params, execute, unique, rejected)
-                if co.top_up:
-                    # n_samples + top_up asked of the same requests: the runner draws only samples
-                    # n_samples.. (their seeds do not depend on the split), and only those are new here
-                    solved = solved_problems(unique)
-                    block = [p for p in problems if p.task_id in solved]
-                    log.info("sample (%s): top-up of %d samples for the %d of %d problems solved so far", mcfg.id,
-                             co.top_up, len(block), len(problems))
-                    _sample_model(config, mcfg.id, block, runner, replace(params, n=co.n_samples + co.top_up),
-                                  execute, unique, rejected, first_sample=co.n_samples)
-                    top_ups[mcfg.id] = {"problems": len(block), "samples": len(block) * co.top_up}
-                gen_stats[mcfg.id] = dict(runner.stats)
-            finally:
-                if owned and hasattr(engine, "close"):
-                    engine.close()
+        for session in sessions:
+            for mcfg in models:
+                engine, owned = open_backend(mcfg, backend)
+                try:
+                    runner = GenerationRunner(backend=engine, cache=cache, model_tag=model_tag(
+                        mcfg.id, mcfg.chat_format, engine), seed=config.seed,
+                        chunk_size=max(co.chunk_size, mcfg.batch_size), log_name=__name__)
+                    for which in session:
+                        if which == "base":
+                            _sample_model(config, mcfg.id, problems, runner, params, execute, unique, rejected)
+                        else:  # the problems solved when the first top-up starts, the same for every model
+                            solved = solved if solved is not None else solved_problems(unique)
+                            top_ups[mcfg.id] = _top_up(config, mcfg.id, [p for p in problems if p.task_id in solved],
+                                                       len(problems), runner, params, execute, unique, rejected)
+                    _add_stats(gen_stats.setdefault(mcfg.id, {}), runner.stats)
+                finally:
+                    if owned and hasattr(engine, "close"):
+                        engine.close()
     finally:
         execute.sandbox.close()
     solutions = list(unique.values())
@@ -136,6 +138,28 @@ def run_sample(config: Config, run_dir: str | Path | None = None, backend: Any =
     atomic_write_json(out / "summary.json", summary)
     mark_done(out, key, summary)
     return summary
+
+
+def _add_stats(total: dict[str, float], stats: dict[str, float]) -> None:
+    for k, v in stats.items():
+        total[k] = total.get(k, 0) + v
+
+
+def _top_up(config: Config, model_id: str, block: list[Problem], n_problems: int, runner: GenerationRunner,
+            params: SamplingParams, execute: CachedExecutor, unique: dict[tuple[str, str], dict[str, Any]],
+            rejected: list[dict[str, Any]]) -> dict[str, int]:
+    """``top_up`` more samples of each problem of ``block`` (the solved ones): ``n_samples + top_up`` asked of the
+    same requests, so the runner draws only samples n_samples.. (a sample's seed does not depend on how n was
+    reached)."""
+    co = config.collect
+    log.info("sample (%s): top-up of %d samples for the %d of %d problems solved by the base pass", model_id,
+             co.top_up, len(block), n_problems)
+    _sample_model(config, model_id, block, runner, replace(params, n=co.n_samples + co.top_up), execute, unique,
+                  rejected, first_sample=co.n_samples)
+    # the runner counted each request's first n_samples again (as resumed): the base pass already counted them
+    runner.stats["samples"] -= len(block) * co.n_samples
+    runner.stats["samples_resumed"] -= len(block) * co.n_samples
+    return {"problems": len(block), "samples": len(block) * co.top_up}
 
 
 def solved_problems(unique: dict[tuple[str, str], dict[str, Any]]) -> set[str]:

@@ -20,7 +20,10 @@ ANY_MODE = "any"
 """The row that counts a wrong solution refined when either instruction format fixed it (SFT uses both)."""
 COLUMNS = {"source": "Dataset", "problems": "Problems", "teacher": "Teacher", "mode": "Mode",
            "unique": "#Unique Solutions", "correct": "#Correct Solutions", "wrong": "#Wrong Solutions",
-           "wrong_refined": "#Correct Refinement", "refinement_rate": "Refinement Rate"}
+           "asked": "#Asked", "wrong_refined": "#Correct Refinement", "refinement_rate": "Refinement Rate"}
+"""``#Asked`` (not in the paper): the wrong solutions the teacher was asked about. The rate keeps the paper's
+denominator, every wrong solution, so hindsight (only wrong solutions with a correct sibling) and
+``collect.max_wrong_per_problem`` lower it; the asked count says by how much."""
 
 
 def mode_label(mode: str, hindsight: bool = False) -> str:
@@ -38,12 +41,14 @@ def table1_rows(solutions: list[dict[str, Any]], records: list[dict[str, Any]],
         c["correct"] += bool(s["passed"])
         c["wrong"] += not s["passed"] and s["status"] != "sandbox_error"
     refined: dict[tuple[str, str, str, bool], set[str]] = {}
+    asked: dict[tuple[str, str, str, bool], set[str]] = {}
     for r in records:
         keys = [(r["source"], r["teacher"], r["mode"], bool(r["hindsight"]))]
         if not r["hindsight"]:
             keys.append((r["source"], r["teacher"], ANY_MODE, False))
         for k in keys:
             hit = refined.setdefault(k, set())
+            asked.setdefault(k, set()).add(r["solution_id"])
             if r["verified"]:
                 hit.add(r["solution_id"])
     rows = []
@@ -52,12 +57,12 @@ def table1_rows(solutions: list[dict[str, Any]], records: list[dict[str, Any]],
             kv[0][0], kv[0][1], kv[0][3], order.get(kv[0][2], len(order)), kv[0][2])):
         c = per_source.get(source, {"unique": 0, "correct": 0, "wrong": 0})
         rows.append({"source": source, "problems": (problems or {}).get(source), "teacher": teacher, "mode": mode,
-                     "hindsight": hind, **c, "wrong_refined": len(hit),
+                     "hindsight": hind, **c, "asked": len(asked[(source, teacher, mode, hind)]), "wrong_refined": len(hit),
                      "refinement_rate": len(hit) / c["wrong"] if c["wrong"] else None})
     for source, c in sorted(per_source.items()):  # a source with no wrong solution still gets its counts
         if not any(r["source"] == source for r in rows):
             rows.append({"source": source, "problems": (problems or {}).get(source), "teacher": "", "mode": "",
-                         "hindsight": False, **c, "wrong_refined": 0, "refinement_rate": None})
+                         "hindsight": False, **c, "asked": 0, "wrong_refined": 0, "refinement_rate": None})
     return rows
 
 
@@ -69,7 +74,8 @@ def table1_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         out.append({COLUMNS["source"]: name + (f" ({r['problems']})" if r.get("problems") else ""),
                     COLUMNS["teacher"]: r["teacher"], COLUMNS["mode"]: mode_label(r["mode"], r["hindsight"])
                     if r["mode"] else "", COLUMNS["unique"]: r["unique"], COLUMNS["correct"]: r["correct"],
-                    COLUMNS["wrong"]: r["wrong"], COLUMNS["wrong_refined"]: r["wrong_refined"],
+                    COLUMNS["wrong"]: r["wrong"], COLUMNS["asked"]: r.get("asked", ""),  # older results: not counted
+                    COLUMNS["wrong_refined"]: r["wrong_refined"],
                     COLUMNS["refinement_rate"]: "" if r["refinement_rate"] is None
                     else f"{100 * r['refinement_rate']:.2f}%"})
     return pd.DataFrame(out)

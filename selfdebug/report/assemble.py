@@ -42,7 +42,8 @@ def _demoted(markdown: str) -> str:
 def ours_label(config: dict[str, Any], collection: dict[str, Any] | None,
                sft: dict[str, Any] | None = None) -> str:
     """Our column's heading: model, profile, problems, samples and the training data's size: what the SFT run
-    trained on (its ``summary.json``) where there is one, since Table 1 may show a collection made after it."""
+    trained on (its ``summary.json``) where there is one, since Table 1 may show another collection (a later
+    one, or the same one cut by the SFT settings)."""
     from selfdebug.generate.model_specs import MODELS
 
     mid = config["model"]["id"]
@@ -55,7 +56,7 @@ def ours_label(config: dict[str, Any], collection: dict[str, Any] | None,
     if trained is not None:
         scale += f"; SFT on {trained} explained pairs of its own collection"
         if data is not None and data != trained:
-            scale += f" (Table 1 shows a later collection: {data})"
+            scale += f" (Table 1's collection has {data})"
     elif data is not None:
         scale += f"; trained on its own collection ({data} explained pairs)"
     return f"ours: {name} ({config['profile']} profile; {scale})"

@@ -17,12 +17,15 @@ from selfdebug.generate.base import Completion
 from selfdebug.io import read_jsonl
 from selfdebug.sandbox import Sandbox, SandboxConfig
 
-# the k-th sample ever drawn for a problem (function body): 601 is solved at its third sample, 602 never,
+# the k-th sample ever drawn for a problem (function body): 601 is solved at its third sample, 602 at its sixth,
 # 603 at its first; the top-up samples (k = 3, 4) add new correct and wrong solutions
 BODIES = {
-    601: ["return a - b", "return a * b", "return a + b", "return b + a", "return a - b - 1"],
-    602: ["return a + b", "return a - b", "return a ** b", "return b - a", "return a // b"],
-    603: ["return -x", "return x", "return 0 - x", "return x * -1", "return x + 1"],
+    601: ["return a - b", "return a * b", "return a + b", "return b + a", "return a - b - 1",
+          "return a + b + 0", "return a * 2", "return b - a", "return a ** 2", "return 0"],
+    602: ["return a + b", "return a - b", "return a ** b", "return b - a", "return a // b",
+          "return a * b * 1", "return a - 1", "return b", "return a", "return 1"],
+    603: ["return -x", "return x", "return 0 - x", "return x * -1", "return x + 1",
+          "return -1 * x", "return x - 1", "return -x + 0", "return x * 1", "return 2 - x"],
 }
 
 
@@ -87,6 +90,35 @@ def test_turning_top_up_on_over_a_finished_stage_generates_only_the_new_samples(
     assert len(_solutions(tmp_path / "run")) == 3 * 3 + 2 * 2
     stored = json.loads((tmp_path / "run" / "sample" / "summary.json").read_text())
     assert [t["samples"] for t in stored["top_up"].values()] == [4]
+
+
+def test_a_top_up_sample_has_the_seed_it_would_have_had_in_one_pass(tmp_path, sandbox):
+    """Sample j of a problem is the same draw whether it came from the top-up or from n_samples = n + top_up."""
+    run_sample(config(tmp_path, "collect.top_up=2"), tmp_path / "a", backend=CountingModel(), sandbox=sandbox)
+    run_sample(config(tmp_path, "collect.n_samples=5"), tmp_path / "b", backend=CountingModel(), sandbox=sandbox)
+
+    def seeds(run):
+        return {(s["problem_id"], o["sample"]): (o["seed"], o["generation_key"])
+                for s in read_jsonl(run / "sample" / "solutions.jsonl") for o in s["occurrences"]}
+
+    topped, plain = seeds(tmp_path / "a"), seeds(tmp_path / "b")
+    assert {k: v for k, v in topped.items() if k[1] >= 3} == {k: v for k, v in plain.items()
+                                                              if k[1] >= 3 and k[0] != "MBPP/602"}
+    assert {k for k in topped if k[1] >= 3} == {(p, j) for p in ("MBPP/601", "MBPP/603") for j in (3, 4)}
+
+
+def test_every_model_tops_up_every_problem_any_model_solved_in_its_base_pass(tmp_path, sandbox):
+    model = CountingModel()
+    first = 'collect.models=[{id: embedded, backend: llamacpp}, {id: other, backend: llamacpp}]'
+    summary = run_sample(config(tmp_path, "collect.top_up=2", first), tmp_path / "run", backend=model,
+                         sandbox=sandbox)
+    base, top = model.asked[:6], model.asked[6:]
+    assert sorted(base) == sorted([(n, 3) for n in TASKS] * 2)
+    # 602 is solved only by the second model's base pass (its sixth sample): both models top it up
+    assert sorted(top) == sorted([(n, 2) for n in TASKS] * 2)
+    assert summary["top_up"] == {"embedded": {"problems": 3, "samples": 6}, "other": {"problems": 3, "samples": 6}}
+    gen = summary["generation"]["embedded"]
+    assert gen["samples"] == 3 * 3 + 3 * 2 and gen["samples_resumed"] == 0  # each sample counted once, none resumed
 
 
 def test_a_negative_top_up_is_refused_by_name(tmp_path):

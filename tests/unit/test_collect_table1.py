@@ -32,11 +32,15 @@ def test_table1_counts_wrong_solutions_with_a_verified_refinement_per_teacher_an
         ("mbpp", "big", "refine", False): (5, 1, 3, 1), ("mbpp", "big", "any", False): (5, 1, 3, 1),
         ("apps", "self", "refine", False): (2, 1, 1, 0), ("apps", "self", "any", False): (2, 1, 1, 0),
     }
+    asked = {(r["source"], r["teacher"], r["mode"], r["hindsight"]): r["asked"] for r in rows}
+    assert asked[("mbpp", "self", "any", False)] == 3 and asked[("mbpp", "self", "refine", False)] == 2
+    assert asked[("mbpp", "self", "explain_refine", True)] == 1  # hindsight asked about d only
     any_row = next(r for r in rows if (r["source"], r["teacher"], r["mode"]) == ("mbpp", "self", "any"))
     assert any_row["refinement_rate"] == pytest.approx(2 / 3)
     frame = table1_frame(rows)
     assert "66.67%" in set(frame["Refinement Rate"]) and "MBPP (4)" in set(frame["Dataset"])
     assert "Expl.+Refine + hindsight" in set(frame["Mode"])
+    assert table1_frame([{k: v for k, v in rows[0].items() if k != "asked"}])["#Asked"].tolist() == [""]  # older
 
 
 def test_write_table1_from_compact_results(tmp_path):

@@ -93,4 +93,4 @@ def test_our_heading_names_the_data_the_sft_run_trained_on_not_a_later_collectio
     same = ours_label(config, collection, {"examples": {"explain_refine": 310}})
     assert same.endswith("SFT on 310 explained pairs of its own collection)")
     later = ours_label(config, collection, {"examples": {"explain_refine": 166}})
-    assert later.endswith("SFT on 166 explained pairs of its own collection (Table 1 shows a later collection: 310))")
+    assert later.endswith("SFT on 166 explained pairs of its own collection (Table 1's collection has 310))")
