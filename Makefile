@@ -287,7 +287,10 @@ chromium:
 
 # ---- quality -----------------------------------------------------------------------------------------
 # pytest's exit code is kept in .pytest-exit so that .ci/run can tell "no tests collected" (5) apart.
+# The CPU is printed first: llama.cpp and torch choose kernels from it, so a failure seen on one machine only can
+# be traced to the processor that ran it.
 test: setup
+	@$(PY) -c "from selfdebug.generate.cpu import describe_cpu; print('cpu:', describe_cpu())"
 	@rc=0; $(PY) -m pytest -m "not slow" -q tests || rc=$$?; echo $$rc > .pytest-exit; exit $$rc
 
 test-slow: setup model chromium

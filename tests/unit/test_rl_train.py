@@ -1,7 +1,7 @@
 """``run_rl`` (``selfdebug.rl.train``) on the tiny model and a hand-written collection: it trains, logs each
 iteration, saves an RL adapter over the merged SFT model that transformers loads as it is (the evaluation path),
 does nothing on a rerun; and ``python -m selfdebug.rl`` killed with SIGKILL after its first checkpoint resumes to
-exactly the weights and the step log of an uninterrupted run."""
+draw exactly the samples of an uninterrupted run and land on its weights (bitwise, or within ``WEIGHT_NOISE``)."""
 
 from __future__ import annotations
 
@@ -106,11 +106,28 @@ def test_rl_trains_logs_saves_a_loadable_adapter_and_skips_a_finished_run(tmp_pa
 
 
 def _cli(run_dir: Path, args: list[str]) -> subprocess.Popen:
+    """``python -m selfdebug.rl`` in a child; its stderr goes to ``run_dir.stderr`` (a pipe left unread could fill
+    and stall the child), appended, so a killed run and its resumption leave one record."""
     cmd = [sys.executable, "-m", "selfdebug.rl", "--profile", "smoke", "--run-dir", str(run_dir)]
     for a in args:
         cmd += ["--override", a]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TQDM_DISABLE="1")
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(_stderr_path(run_dir), "a") as err:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+
+
+def _stderr_path(run_dir: Path) -> Path:
+    return run_dir.parent / f"{run_dir.name}.stderr"
+
+
+def _warnings(run_dir: Path) -> str:
+    """The run's warnings (an engine fallback, a probe that died): what a failure message needs to name."""
+    lines = _stderr_path(run_dir).read_text().splitlines()
+    return "\n".join(ln for ln in lines if "WARNING" in ln and "FutureWarning" not in ln)[-3000:] or "(none)"
+
+
+def _tail(run_dir: Path) -> str:
+    return _stderr_path(run_dir).read_text()[-3000:]
 
 
 def _tensors(folder: Path) -> dict:
@@ -124,6 +141,21 @@ def _trajectory(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in rows]  # timings differ
 
 
+def _samples(run_dir: Path) -> list[tuple]:
+    """Every rollout of the run: its step, prompt, text and rewards (what a resumed run must draw again)."""
+    rows = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    return [(r["step"], r["prompt_id"], r["text"], r["status"], r["refinement_reward"]) for r in rows]
+
+
+WEIGHT_NOISE = 1e-4
+"""How far (max |difference|) a resumed run's weights may land from the uninterrupted run's when they are not
+bitwise equal. They are bitwise equal on the Intel Xeon where this was measured, in every one of 20 repeats, also
+two at a time; one CI run (its machine unrecorded) was not, and CPU float reductions (MKL, oneDNN, ggml) are not
+promised bitwise from run to run on every processor. The faults this test is
+for move them far more: resuming without the optimizer's state, 0.0105; serving the zero adapter after resuming,
+0.0094 (both measured on this test's runs) - and both change the samples drawn, which must match exactly."""
+
+
 @pytest.mark.parametrize("engine", ["hf", "llamacpp"])
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, tiny, engine):
     """With llama.cpp rollouts too: the resumed run serves the checkpoint's adapter and draws the same samples."""
@@ -135,7 +167,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, t
     # "Refine" prompts only: no explanation, so the subprocess never loads the sentence embedder
     args = overrides(root, tiny, "rl.steps=6", "rl.save_steps=2", "rl.formats=[refine]", f"rl.rollout_engine={engine}")
     whole = _cli(tmp_path / "whole", args)
-    assert whole.wait(timeout=300) == 0, whole.stderr.read()[-3000:]
+    assert whole.wait(timeout=300) == 0, _tail(tmp_path / "whole")
     killed = _cli(tmp_path / "killed", args)
     checkpoints = tmp_path / "killed" / "checkpoints"
     deadline = time.monotonic() + 240
@@ -148,14 +180,28 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, t
     killed.wait()
     assert not (tmp_path / "killed" / "model").exists()
     resumed = _cli(tmp_path / "killed", args)
-    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()[-3000:]
+    assert resumed.wait(timeout=300) == 0, _tail(tmp_path / "killed")
     summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
     reference = json.loads((tmp_path / "whole" / "summary.json").read_text())
-    assert summary["resumed_from"] not in (None, "step-000006") and reference["resumed_from"] is None
-    assert summary["weights_sha256"] == reference["weights_sha256"]
+    notes = (f"resumed from {summary['resumed_from']}; engines {reference['rollout_engine']} / "
+             f"{summary['rollout_engine']}; warnings of the uninterrupted run:\n{_warnings(tmp_path / 'whole')}\n"
+             f"of the killed and resumed run:\n{_warnings(tmp_path / 'killed')}")
+    assert summary["resumed_from"] not in (None, "step-000006") and reference["resumed_from"] is None, notes
+    assert reference["rollout_engine"] == summary["rollout_engine"] == engine, notes
+    drawn, again = _samples(tmp_path / "whole"), _samples(tmp_path / "killed")
+    first = next((i for i, (a, b) in enumerate(zip(drawn, again, strict=False)) if a != b), None)
+    assert len(drawn) == len(again) and first is None, (
+        f"the resumed run drew other samples: first at rollout {first}: {drawn[first] if first is not None else ''}"
+        f" vs {again[first] if first is not None else ''}; {notes}")
     a, b = _tensors(tmp_path / "whole" / "model"), _tensors(tmp_path / "killed" / "model")
     assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    assert _trajectory(tmp_path / "killed") == _trajectory(tmp_path / "whole")  # the same samples and updates
-    assert reference["rollout_engine"] == summary["rollout_engine"] == engine
+    if summary["weights_sha256"] != reference["weights_sha256"]:
+        gap = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
+        assert gap <= WEIGHT_NOISE, f"the resumed weights differ by up to {gap:.3g}; {notes}"
+        import warnings
+
+        warnings.warn(f"the resumed run drew the same samples and its weights are within {gap:.2g} of the "
+                      f"uninterrupted run's, but not bitwise equal on this machine ({notes})", stacklevel=1)
+    else:
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert _trajectory(tmp_path / "killed") == _trajectory(tmp_path / "whole")  # the same samples and updates
