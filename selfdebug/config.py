@@ -172,12 +172,19 @@ class SftConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (TRL's default is on): less memory, about a third more
     compute; a 0.5B model with LoRA fits without it."""
+    batching: str = "random"
+    """How each optimizer step's examples are cut into micro batches (``SFT_BATCHINGS``): ``random``, the usual
+    random micro batches (padded to their longest example); ``by_length``, the step's examples (still drawn at
+    random) grouped by length, so that little is padding (transformers' ``batch_rebalance`` sampler). The loss
+    is normalised over the step's tokens, so the grouping does not change what a step learns."""
     max_steps: int | None = None
     """Stop after N optimizer steps (benchmarks, smoke runs); None: ``epochs``."""
     limit: int | None = None
     """First N examples (tests, smoke runs)."""
 
 
+SFT_BATCHINGS = {"random": "random", "by_length": "batch_rebalance"}
+"""``sft.batching``: its values, each with the transformers ``train_sampling_strategy`` that implements it."""
 ROLLOUT_ENGINES = ("hf", "llamacpp")
 """``rl.rollout_engine``: transformers ``generate`` on the policy, or llama.cpp serving the RL adapter."""
 ROLLOUT_GGUF_TYPES = ("f16", "q8_0")
@@ -538,6 +545,8 @@ def _validate_sft(sc: SftConfig, where: str) -> None:
         raise ConfigError(f"{where}: sft.epochs and sft.learning_rate must be > 0, sft.warmup_steps >= 0")
     if sc.dtype not in ("auto", "bfloat16", "float32", "float16"):
         raise ConfigError(f"{where}: sft.dtype must be auto, bfloat16, float32 or float16, got {sc.dtype!r}")
+    if sc.batching not in SFT_BATCHINGS:
+        raise ConfigError(f"{where}: sft.batching must be one of {tuple(SFT_BATCHINGS)}, got {sc.batching!r}")
 
 
 def _validate_rl(rc: RlConfig, where: str) -> None:

@@ -72,10 +72,7 @@ def open_backend(model: ModelConfig, given: Any = None) -> tuple[Any, bool]:
 def make_sandbox(config: Config) -> Any:
     from selfdebug.sandbox import Sandbox, SandboxConfig
 
-    s = config.sandbox
-    return Sandbox(SandboxConfig(workers=s.workers, timeout_floor_s=s.timeout_floor_s, timeout_factor=s.timeout_factor,
-                                 per_test_timeout_cap_s=s.per_test_timeout_cap_s, run_timeout_s=s.run_timeout_s,
-                                 memory_mb=s.memory_mb))
+    return Sandbox(SandboxConfig.from_settings(config.sandbox))
 
 
 class LazySandbox:

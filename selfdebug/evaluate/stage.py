@@ -87,10 +87,7 @@ def run_evaluation(config: Config, run_dir: str | Path, backend: Any = None, san
     ev = config.evaluate
     own_backend = backend is None
     backend = backend or make_backend(backend_settings(config))
-    sb_cfg = SandboxConfig(workers=config.sandbox.workers, timeout_floor_s=config.sandbox.timeout_floor_s,
-                           timeout_factor=config.sandbox.timeout_factor,
-                           per_test_timeout_cap_s=config.sandbox.per_test_timeout_cap_s,
-                           run_timeout_s=config.sandbox.run_timeout_s, memory_mb=config.sandbox.memory_mb)
+    sb_cfg = SandboxConfig.from_settings(config.sandbox)
     own_sandbox = sandbox is None
     sandbox = sandbox or Sandbox(sb_cfg)
     # chunks at least as large as the engine's parallel sequences, so no slot idles between calls

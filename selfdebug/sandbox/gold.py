@@ -154,10 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="base", help="whose sandbox settings (time limits) to use")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    s = load_config(args.profile).sandbox  # the limits an evaluation runs under, not the library defaults
-    cfg = SandboxConfig(timeout_floor_s=s.timeout_floor_s, timeout_factor=s.timeout_factor,
-                        per_test_timeout_cap_s=s.per_test_timeout_cap_s, run_timeout_s=s.run_timeout_s,
-                        memory_mb=s.memory_mb)
+    # the limits an evaluation runs under, not the library defaults (the workers too: as many as the library's)
+    cfg = SandboxConfig.from_settings(load_config(args.profile).sandbox, workers=SandboxConfig().workers)
     reports = {}
     with Sandbox(cfg) as sandbox:
         for bench in args.benchmarks:

@@ -58,6 +58,15 @@ class SandboxConfig:
     )
     """Modules imported once in each warm interpreter, so candidates do not pay for them."""
 
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> SandboxConfig:
+        """The sandbox a profile's ``sandbox:`` section asks for (``config.SandboxSettings``: workers and limits),
+        the rest at these defaults: the one place a run's settings become a sandbox, so an evaluation, a
+        collection and the gold check run under the same limits."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in dataclasses.asdict(settings).items() if k in names}
+        return cls(**{**given, **overrides})
+
 
 @dataclass
 class Job:

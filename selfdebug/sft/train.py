@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from selfdebug.config import REPO_ROOT, Config
+from selfdebug.config import REPO_ROOT, SFT_BATCHINGS, Config
 from selfdebug.generate.cpu import cpu_summary
 from selfdebug.io import atomic_write_json, write_jsonl
 from selfdebug.sft.examples import build_examples, example_counts
@@ -169,6 +169,7 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
         save_steps=sc.save_steps, save_total_limit=2, seed=config.seed, data_seed=config.seed,
         bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16, use_cpu=device == "cpu", report_to=[],
         dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False, max_length=sc.max_length,
+        train_sampling_strategy=SFT_BATCHINGS[sc.batching],
         disable_tqdm=False, dataloader_num_workers=0, include_num_input_tokens_seen="non_padding",
         activation_checkpointing=sc.gradient_checkpointing,  # transformers 5: the old name warns of removal
         **({"max_steps": sc.max_steps} if sc.max_steps else {}),
@@ -206,7 +207,11 @@ def run_sft(config: Config, run_dir: str | Path | None = None, collection: str |
                "tokens_seen": int(trainer.state.num_input_tokens_seen),
                # a resumed run timed only its own part: no rate for it
                "tokens_per_s": round(trainer.state.num_input_tokens_seen / seconds, 1) if seconds and not resume
-               else None, "completion_tokens_per_epoch": trained_tokens,
+               else None, "completion_tokens_per_epoch": trained_tokens, "batching": sc.batching,
+               # of the tokens this process computed, the share that was padding (random micro batches pad
+               # each example to the longest of its batch; ``sft.batching: by_length`` groups them)
+               "padding_share": round(1 - trainer.batch_tokens["real"] / trainer.batch_tokens["padded"], 4)
+               if trainer.batch_tokens["padded"] else None,
                "model": str(final), "base_model": str(model_path), "world_size": len(digests),
                "weights_sha256": digests[0]}
     from selfdebug.sft.curves import curves_figure

@@ -24,6 +24,9 @@ class CompletionSFTTrainer(SFTTrainer):
         super().__init__(*args, **kwargs)
         from peft import PeftModel
 
+        self.batch_tokens = {"padded": 0, "real": 0}
+        """Training tokens this process computed, padding included or not (``sft.batching``'s effect)."""
+
         base = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
         self._completion_head = completion_head and supports_completion_head(base)
         if self._completion_head:
@@ -35,8 +38,21 @@ class CompletionSFTTrainer(SFTTrainer):
                     if isinstance(m, BaseTunerLayer):
                         m.cast_input_dtype_enabled = False
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        # transformers builds its length-grouping batch sampler with a fixed seed (42): give it the run's, so that
+        # another ``seed`` draws other steps, as it does with random batches
+        from transformers.trainer_pt_utils import BatchRebalanceSampler
+
+        sampler = super()._get_train_sampler(train_dataset)
+        if isinstance(sampler, BatchRebalanceSampler):
+            sampler.seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return sampler
+
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
+        if self.model.training and "attention_mask" in inputs:
+            self.batch_tokens["padded"] += int(inputs["attention_mask"].numel())
+            self.batch_tokens["real"] += int(inputs["attention_mask"].sum())
         if return_outputs or not self._completion_head or self.compute_loss_func is not None \
                 or self.label_smoother is not None or self.args.loss_type != "nll" or self.aux_loss_enabled:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

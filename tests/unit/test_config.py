@@ -90,3 +90,15 @@ def test_profile_files_follow_extends():
                                                                "base.yaml"]
     with pytest.raises(ConfigError, match="profile file not found"):
         profile_files("no-such-profile")
+
+
+def test_a_profiles_sandbox_section_is_the_sandbox_every_stage_opens():
+    """Evaluation, collection and the gold check build their sandbox from the profile's limits, whatever the
+    library's defaults are (the base profile gives a run 60 s, the library 30)."""
+    from selfdebug.sandbox.types import SandboxConfig
+
+    settings = load_config("base", ["sandbox.run_timeout_s=45.5", "sandbox.memory_mb=700", "sandbox.workers=3"]).sandbox
+    cfg = SandboxConfig.from_settings(settings)
+    assert (cfg.run_timeout_s, cfg.memory_mb, cfg.workers) == (45.5, 700, 3)
+    assert cfg.max_output_bytes == SandboxConfig().max_output_bytes  # what the profile does not set stays default
+    assert SandboxConfig.from_settings(settings, workers=1).workers == 1
