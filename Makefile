@@ -317,8 +317,9 @@ bench: setup model
 	$(PY) benchmarks/bench_rl_trl.py
 	$(MAKE) --no-print-directory bench-collect
 	$(PY) benchmarks/bench_sft.py --profile cpu-teachers
-	$(PY) benchmarks/bench_sft_memory.py --collection runs/cpu-teachers/collect
-	$(PY) benchmarks/bench_sft_batching.py --collection runs/cpu-teachers/collect
+	$(MAKE) --no-print-directory collect PROFILE=cpu
+	$(PY) benchmarks/bench_sft_memory.py --collection runs/cpu/collect
+	$(PY) benchmarks/bench_sft_batching.py --collection runs/cpu/collect
 
 # GPU-hours per stage of the GPU profiles, estimated from the tokens the committed cpu run measured (no GPU here).
 GPU_PROFILES := gpu-small paper-codellama-7b paper-codellama-13b paper-starcoder-15b

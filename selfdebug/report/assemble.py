@@ -62,6 +62,24 @@ def ours_label(config: dict[str, Any], collection: dict[str, Any] | None,
     return f"ours: {name} ({config['profile']} profile; {scale})"
 
 
+def lineage_note(sft: dict[str, Any] | None, rl: dict[str, Any] | None) -> str:
+    """A sentence for the tables when the RL model beside the SFT model did not grow from it (its run's
+    ``sft_weights_sha256`` against the SFT run's ``weights_sha256``), since their "RL − SFT" rows would then
+    compare two lines of training, not one step of it; empty when it did, or when one of them is missing."""
+    if not sft or not rl or not sft.get("weights_sha256"):
+        return ""
+    shown, started = sft["weights_sha256"], rl.get("sft_weights_sha256")
+    if started is None:
+        return (f"**LeDex RL's run does not record which SFT model it started from** (it predates that record), so "
+                f"it may not have grown from the LeDex SFT model of these tables (weights {shown[:12]}); read its "
+                "RL − SFT rows with that in mind, or rerun `make rl` and `make evaluate-rl`.")
+    if started != shown:
+        return (f"**LeDex RL was trained from another SFT model** (weights {started[:12]}) than the LeDex SFT model "
+                f"of these tables ({shown[:12]}): its RL − SFT rows compare two lines of training; rerun `make rl` "
+                "and `make evaluate-rl`.")
+    return ""
+
+
 def table9(paper: Any, scores: dict[str, dict[str, float]]) -> str:
     """The paper's Table 9 (mean 1-5 explanation score per model, by rater) and our scores where measured."""
     rows = paper[paper["table"] == "Table 9"]
@@ -132,18 +150,21 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
     present = {label: p for label, p in models.items() if (p / "config.yaml").is_file()}
     missing += [f"{label}: no evaluation results in {p}" for label, p in models.items() if label not in present]
     metrics = {"base": base_metrics}
+    sft_summary = repo_path(rc.sft_log, f"runs/{profile}/sft/log.jsonl").parent / "summary.json"
+    rl_summary = repo_path(rc.rl_log, f"runs/{profile}/rl/log.jsonl").parent / "summary.json"
+    sft_run = json.loads(sft_summary.read_text()) if sft_summary.is_file() else None
+    lineage = lineage_note(sft_run, json.loads(rl_summary.read_text()) if rl_summary.is_file() else None)
     if present:
         pairs = [(a, b) for a, b in rc.pairs if {a, b} <= {"base", *present}]
         missing += [f"{a} − {b}: not both evaluated" for a, b in rc.pairs if (a, b) not in pairs]
-        compared = compare_models(results, {k: str(v) for k, v in present.items()}, out, pairs=pairs)
+        compared = compare_models(results, {k: str(v) for k, v in present.items()}, out, pairs=pairs,
+                                  extra_note=lineage)
         metrics.update(compared["metrics"])
         missing += list(compared["stale_common"].values())
         made["Tables 2-4 by model (models_*)"] = [str(p) for p in present.values()]
     base_config, _ = load_results(results)
     paper = paper_results()
-    sft_summary = repo_path(rc.sft_log, f"runs/{profile}/sft/log.jsonl").parent / "summary.json"
-    label = ours_label(base_config, collection,
-                       json.loads(sft_summary.read_text()) if sft_summary.is_file() else None)
+    label = ours_label(base_config, collection, sft_run)
     ev = base_config["evaluate"]
     ours = ours_results(metrics)
     if collection is not None:
@@ -156,7 +177,7 @@ def assemble(config: Config, out_dir: str | Path = "figures") -> dict[str, Any]:
                 "The paper's values are parsed from data/paper/LEDEX.md (its Tables 2, 3, 4, 9 and 11); the paper "
                 "reports no interval. \"–\": not measured. Table 3's paper values are the overall pass@k with its "
                 "deltas left out; Table 4's is the average over the four benchmarks (ours: " +
-                "HumanEval and HumanEval+, which score the same samples, count once).")
+                "HumanEval and HumanEval+, which score the same samples, count once)." + (f" {lineage}" if lineage else ""))
     scores = {}
     judged = results / EXPLANATIONS
     if (judged / "judgements.jsonl").is_file():

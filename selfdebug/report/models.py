@@ -162,7 +162,7 @@ def common_table(common: dict[str, dict[str, list[dict[str, Any]]]], labels: lis
 
 
 def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], out_dir: str | Path,
-                   prefix: str = "models_", pairs: list[Pair] = ()) -> dict[str, Any]:
+                   prefix: str = "models_", pairs: list[Pair] = (), extra_note: str = "") -> dict[str, Any]:
     """Write ``<prefix>table2_passk``, ``table3_overall``, ``table4_success_rate`` (CSV and Markdown) and
     ``<prefix>compare.json`` (every paired difference) to ``out_dir``; return the comparison. Each trained
     model is paired with the base; ``pairs`` adds differences between trained models (``("LeDex RL",
@@ -217,7 +217,7 @@ def compare_models(base_dir: str | Path, trained_dirs: dict[str, str | Path], ou
             f"{ev['limit'] or 'all'} problems per benchmark, the same problems and seeds for every model. Models: "
             + ", ".join(f"{k} = `{v}`" for k, v in models.items()) + ". Values in %, with "
             f"{int(100 * ev['ci'])}% bootstrap CIs over problems; an \"a − b (paired)\" row is model a minus model b "
-            "in points, both resampled with the same problems (paired bootstrap).")
+            "in points, both resampled with the same problems (paired bootstrap)." + (f" {extra_note}" if extra_note else ""))
     write_table(models_table2(metrics, diffs), out_dir, f"{prefix}table2_passk",
                 "Table 2 by model: pass@k of initial and refined solutions", note)
     write_table(models_table3(metrics, diffs), out_dir, f"{prefix}table3_overall",

@@ -92,10 +92,13 @@ def run_grpo(config: Config, out: Path, prompts: list[Any], *, weights: Any, sft
     atomic_write_json(tmp / "adapter_config.json", adapter_cfg)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+    from selfdebug.rl.train import sft_weights_sha256  # train imports this module inside run_rl: no cycle
+
     summary = {"stage": "rl", "algorithm": "grpo", "key": key, "steps": trainer.state.global_step, "prompts": len(prompts),
                "num_generations": rc.num_generations, "seconds": round(seconds, 1),
                "resumed_from": resume.name if resume else None, "first": history[0] if history else None,
-               "last": history[-1] if history else None, "model": str(final)}
+               "last": history[-1] if history else None, "model": str(final),
+               "sft_weights_sha256": sft_weights_sha256(weights, sft_adapter)}
     atomic_write_json(out / "summary.json", summary)
     log.info("rl (grpo): %d steps in %.0f s; reward %s -> %s", summary["steps"], seconds,
              json.dumps((history[0] if history else {}).get("reward")),

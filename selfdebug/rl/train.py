@@ -98,6 +98,18 @@ def sft_source(config: Config, model_path: str | Path) -> tuple[Path | str, Path
                             "(notebook 04, `python -m selfdebug.sft`), or set rl.sft_adapter (none: RL on model)")
 
 
+def sft_weights_sha256(weights: Path | str, sft_adapter: Path | None) -> str | None:
+    """The ``weights_sha256`` of the SFT run this RL run starts from (its ``summary.json`` beside the model
+    folder), so that a report can tell whether an RL model grew from the SFT model shown beside it; None where
+    the SFT model is not an SFT run's (a hub id, a hand-made folder, RL on the base)."""
+    model = sft_adapter if sft_adapter is not None else Path(weights)
+    summary = Path(model).parent / "summary.json"
+    try:
+        return json.loads(summary.read_text()).get("weights_sha256") if summary.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -409,6 +421,7 @@ def run_rl(config: Config, run_dir: str | Path | None = None, collection: str | 
                "machine": cpu_summary(), "execution": dict(execute.stats), "model": str(final), "base_model": str(out / MERGED_DIR),
                "rollout_engine": engine_name,
                "sft_adapter": str(sft_adapter) if sft_adapter else None, "weights": str(weights),
+               "sft_weights_sha256": sft_weights_sha256(weights, sft_adapter),
                "weights_sha256": digests[0], "world_size": n_ranks}
     atomic_write_json(summary_path, summary)
     distributed.barrier()

@@ -15,7 +15,6 @@ from selfdebug.collect.sample import run_sample
 from selfdebug.config import ConfigError
 from selfdebug.generate.base import Completion
 from selfdebug.io import read_jsonl
-from selfdebug.sandbox import Sandbox, SandboxConfig
 
 # the k-th sample ever drawn for a problem (function body): 601 is solved at its third sample, 602 at its sixth,
 # 603 at its first; the top-up samples (k = 3, 4) add new correct and wrong solutions
@@ -27,12 +26,6 @@ BODIES = {
     603: ["return -x", "return x", "return 0 - x", "return x * -1", "return x + 1",
           "return -1 * x", "return x - 1", "return -x + 0", "return x * 1", "return 2 - x"],
 }
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(workers=1, run_timeout_s=20.0)) as box:
-        yield box
 
 
 class CountingModel:

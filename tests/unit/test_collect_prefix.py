@@ -15,7 +15,6 @@ from selfdebug.generate.base import Completion
 from selfdebug.generate.chat import has_prefix
 from selfdebug.io import read_jsonl
 from selfdebug.prompts import FENCE
-from selfdebug.sandbox import Sandbox, SandboxConfig
 
 PREFIX = "The code above is wrong because"
 
@@ -60,12 +59,6 @@ class PrefixModel:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(workers=1, run_timeout_s=20.0)) as box:
-        yield box
 
 
 @pytest.mark.parametrize("one_pass", [True, False])

@@ -16,13 +16,7 @@ from selfdebug.collect.sample import run_sample
 from selfdebug.io import read_jsonl
 from selfdebug.problems.base import Problem
 from selfdebug.prompts import format_reply, initial_chat, normalise_code, parse_reply, refine_chat
-from selfdebug.sandbox import Job, Sandbox, SandboxConfig
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(SandboxConfig(workers=1, run_timeout_s=20.0)) as box:
-        yield box
+from selfdebug.sandbox import Job
 
 
 @pytest.fixture(scope="module")

@@ -94,3 +94,25 @@ def test_our_heading_names_the_data_the_sft_run_trained_on_not_a_later_collectio
     assert same.endswith("SFT on 310 explained pairs of its own collection)")
     later = ours_label(config, collection, {"examples": {"explain_refine": 166}})
     assert later.endswith("SFT on 166 explained pairs of its own collection (Table 1's collection has 310))")
+
+
+def test_the_tables_say_when_the_rl_model_did_not_grow_from_the_sft_model_beside_it():
+    from selfdebug.report.assemble import lineage_note
+
+    sft = {"weights_sha256": "a" * 64}
+    assert lineage_note(sft, {"sft_weights_sha256": "a" * 64}) == ""  # RL started from this SFT model
+    assert lineage_note(None, {"sft_weights_sha256": "b" * 64}) == "" and lineage_note(sft, None) == ""
+    other = lineage_note(sft, {"sft_weights_sha256": "b" * 64})
+    assert "another SFT model" in other and "bbbbbbbbbbbb" in other and "aaaaaaaaaaaa" in other
+    assert "does not record which SFT model" in lineage_note(sft, {"weights_sha256": "c" * 64})
+
+
+def test_an_rl_run_records_the_sft_run_it_started_from(tmp_path):
+    from selfdebug.rl.train import sft_weights_sha256
+
+    run = tmp_path / "sft"
+    (run / "model").mkdir(parents=True)
+    assert sft_weights_sha256("base", run / "model") is None  # no summary: not an SFT run's model
+    (run / "summary.json").write_text('{"weights_sha256": "d1"}')
+    assert sft_weights_sha256("base", run / "model") == "d1"  # an adapter over the base
+    assert sft_weights_sha256(run / "model", None) == "d1"  # a fully fine-tuned model
